@@ -1,0 +1,59 @@
+# Targets match the CI steps. `make test` is the whole suite; as root it also
+# runs the network-namespace tests against real processes.
+GO      ?= go
+BIN     := bin
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+FUZZTIME ?= 3s
+# Debian packages the namespace tests, the demo and the benchmarks use.
+APT_PKGS := iproute2 iputils-ping wireguard-tools prometheus iperf3
+
+.PHONY: all build test unit fuzz-smoke fuzz bench demo deps lint clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/overlay-node ./cmd/overlay-node
+
+# deps installs the Debian tools the tests need when they are missing (root only).
+deps:
+	@missing=""; \
+	for c in ip:iproute2 ping:iputils-ping wg:wireguard-tools promtool:prometheus iperf3:iperf3; do \
+		command -v $${c%%:*} >/dev/null 2>&1 || missing="$$missing $${c##*:}"; \
+	done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing:$$missing"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -short -count=1 ./...
+
+# fuzz-smoke runs every fuzz target for FUZZTIME so `make test` exercises them.
+fuzz-smoke:
+	@for pkg in $$($(GO) list ./...); do \
+		for t in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$t"; \
+			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || exit 1; \
+		done; \
+	done
+
+test: deps lint build unit fuzz-smoke
+	$(GO) test -count=1 -timeout 30m ./...
+
+fuzz:
+	$(MAKE) fuzz-smoke FUZZTIME=60s
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./crypto/... ./encap/... ./routing/... ./tunnel/...
+
+demo: build
+	./examples/demo/demo.sh
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,183 @@
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+
+	"github.com/overlay-node/overlay-node/crypto"
+)
+
+// Defaults and limits of the mesh file.
+const (
+	DefaultPort  = 51820       // [mesh] port when the file has none
+	DefaultMTU   = 1420        // [mesh] mtu when the file has none: 1500 minus the IPv6 overhead
+	MinMTU       = 1280        // the IPv6 minimum link MTU
+	MaxMTU       = 65535       // the largest IP packet
+	MinKeepalive = time.Second // WireGuard counts keepalive in whole seconds
+	MaxKeepalive = 65535 * time.Second
+)
+
+// Mesh is a decoded mesh file: the settings shared by the whole mesh and
+// every node in it. A Mesh returned by Parse or Load is valid; one built or
+// changed in code should be checked with Validate.
+type Mesh struct {
+	Path  string // the file it was read from
+	Name  string // [mesh] name: a DNS label shown in status and metrics
+	Port  uint16 // [mesh] port: the default UDP listen port of every node
+	MTU   int    // [mesh] mtu: the TUN MTU
+	Nodes []Node // every [[node]], in file order
+	Hash  string // hex SHA-256 of the file's bytes, to tell whether a reload changed anything
+
+	src *source // where each key was written; nil for a Mesh built in code
+}
+
+// Node is one [[node]] of the mesh: a host running overlay-node or a stock
+// WireGuard peer.
+type Node struct {
+	Name      string           // unique DNS label
+	PublicKey crypto.PublicKey // identifies the node; the daemon finds itself by it
+	Addresses []netip.Prefix   // overlay addresses with the overlay prefix length, e.g. 10.100.0.1/24
+	Endpoint  string           // host:port where peers reach it; empty behind NAT
+	Subnets   []netip.Prefix   // networks behind the node, in canonical (masked) form
+	Keepalive time.Duration    // persistent keepalive interval; zero means off
+	Port      uint16           // UDP listen port; the mesh port unless the node sets its own
+	Line      int              // line of the node's [[node]] header; zero for a Node built in code
+
+	src *source
+}
+
+// source remembers where the keys of one table were written, so that
+// Validate can point at them.
+type source struct {
+	index  int      // for nodes: the index of the [[node]] table in the file
+	header position // the table's header, or where a missing key would go
+	fields map[string]*field
+	bad    map[string]bool // keys whose value could not be decoded: already reported
+}
+
+// field is where one key and its value were written.
+type field struct {
+	key, val position
+	elems    []position // for lists: where each decoded element is
+}
+
+func newSource(index int, header position) *source {
+	return &source{index: index, header: header, fields: make(map[string]*field), bad: make(map[string]bool)}
+}
+
+// has reports whether the table set key.
+func (s *source) has(key string) bool {
+	if s == nil {
+		return false
+	}
+	_, ok := s.fields[key]
+	return ok
+}
+
+// isBad reports whether key's value was already reported as undecodable.
+func (s *source) isBad(key string) bool {
+	return s != nil && s.bad[key]
+}
+
+// pos returns the position of key's value, or of its element elem when elem
+// is not negative. A missing key is placed at the table's header.
+func (s *source) pos(key string, elem int) position {
+	if s == nil {
+		return position{}
+	}
+	f, ok := s.fields[key]
+	if !ok {
+		return s.header
+	}
+	if elem >= 0 && elem < len(f.elems) {
+		return f.elems[elem]
+	}
+	return f.val
+}
+
+// Load reads, decodes and validates the mesh file at path. A file that does
+// not exist yields an error matching ErrNoConfig (and fs.ErrNotExist); an
+// invalid one yields an ErrorList with every problem.
+func Load(path string) (*Mesh, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, &noConfigError{path: path, err: err}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read mesh file: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes and validates a mesh file. path names the file in error
+// messages. The error, if any, is an ErrorList with every problem found: a
+// TOML syntax error on its own (decoding stops there), or all schema and
+// validation errors together.
+func Parse(path string, data []byte) (*Mesh, error) {
+	var probe map[string]any
+	if err := toml.Unmarshal(data, &probe); err != nil {
+		return nil, ErrorList{syntaxError(path, err)}
+	}
+	root, err := parseTree(data)
+	if err != nil {
+		return nil, ErrorList{syntaxError(path, err)}
+	}
+	d := &decoder{file: path}
+	m := d.decode(root)
+	m.Path = path
+	sum := sha256.Sum256(data)
+	m.Hash = hex.EncodeToString(sum[:])
+	errs := append(d.errs, m.validate()...)
+	if err := errs.err(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Self returns the node whose public key is pub: the node this daemon runs
+// as. It returns an error matching ErrNotInMesh when there is none.
+func (m *Mesh) Self(pub crypto.PublicKey) (*Node, error) {
+	for i := range m.Nodes {
+		if m.Nodes[i].PublicKey.Equal(pub) {
+			return &m.Nodes[i], nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no [[node]] in %s has public_key %s (hint: add a node with this key, or pass the key of a node that is listed)",
+		ErrNotInMesh, m.Path, pub)
+}
+
+// AllowedIPs returns the prefixes whose packets belong to n: its addresses as
+// host routes, then its subnets. These are the peer's WireGuard allowed IPs.
+func (n *Node) AllowedIPs() []netip.Prefix {
+	ips := make([]netip.Prefix, 0, len(n.Addresses)+len(n.Subnets))
+	for _, a := range n.Addresses {
+		ips = append(ips, netip.PrefixFrom(a.Addr(), a.Addr().BitLen()))
+	}
+	return append(ips, n.Subnets...)
+}
+
+// OverlayPrefixes returns the networks the nodes' addresses imply (each
+// address masked to its prefix length), without duplicates, in the order
+// they first appear. These are routed through the interface.
+func (m *Mesh) OverlayPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	seen := make(map[netip.Prefix]bool)
+	for _, n := range m.Nodes {
+		for _, a := range n.Addresses {
+			p := a.Masked()
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,109 @@
+package nstest
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// A build is one binary, built at most once per test binary and shared by
+// every test in it.
+type build struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+var (
+	overlayNode build
+	wireGuardGo build
+)
+
+// BuildOverlayNode builds ./cmd/overlay-node from the module this package is
+// in, on first use, and returns the binary's path. It fails t if the build
+// fails, with the compiler's output.
+func BuildOverlayNode(t testing.TB) string {
+	t.Helper()
+	return overlayNode.get(t, "overlay-node", "./cmd/overlay-node")
+}
+
+// BuildWireGuardGo builds wireguard-go, the main package of the module
+// golang.zx2c4.com/wireguard, at the version go.mod pins, on first use, and
+// returns the binary's path. It fails t if the build fails.
+func BuildWireGuardGo(t testing.TB) string {
+	t.Helper()
+	return wireGuardGo.get(t, "wireguard-go", "golang.zx2c4.com/wireguard")
+}
+
+func (b *build) get(t testing.TB, name, pkg string) string {
+	t.Helper()
+	b.once.Do(func() { b.path, b.err = goBuild(name, pkg) })
+	if b.err != nil {
+		t.Fatalf("nstest: %v", b.err)
+	}
+	return b.path
+}
+
+// goBuild builds pkg, from the module root, into binDir/name.
+func goBuild(name, pkg string) (string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	dir, err := binDir()
+	if err != nil {
+		return "", err
+	}
+	goTool, err := exec.LookPath("go") // go test puts its own go first in PATH
+	if err != nil {
+		return "", fmt.Errorf("build %s: %w", pkg, err)
+	}
+	path := filepath.Join(dir, name)
+	cmd := exec.Command(goTool, "build", "-o", path, pkg)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
+	}
+	return path, nil
+}
+
+// moduleRoot returns the nearest directory at or above the working directory
+// (the test's package directory) that holds a go.mod.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod at or above the working directory")
+		}
+		dir = parent
+	}
+}
+
+var bins struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// binDir returns the directory, private to this test binary, that binaries are
+// built into. Nothing runs when a test binary exits, so it outlives the binary
+// and is removed by the next one's sweep.
+func binDir() (string, error) {
+	bins.once.Do(func() {
+		sweep()
+		bins.dir = filepath.Join(os.TempDir(), fmt.Sprintf("%s%d-bin", namePrefix, os.Getpid()))
+		bins.err = os.MkdirAll(bins.dir, 0o755)
+	})
+	return bins.dir, bins.err
+}

@@ -1,0 +1,38 @@
+package tunnel
+
+import "time"
+
+// Specification constants, named as in the WireGuard paper (section 6.1).
+const (
+	RekeyAfterTime          = 120 * time.Second
+	RejectAfterTime         = 180 * time.Second
+	RekeyAttemptTime        = 90 * time.Second
+	RekeyTimeout            = 5 * time.Second
+	KeepaliveTimeout        = 10 * time.Second
+	RekeyTimeoutJitterMax   = 333 * time.Millisecond
+	MaxTimerHandshakes      = int(RekeyAttemptTime / RekeyTimeout)
+	HandshakeInitiationRate = time.Second / 50
+)
+
+// Implementation constants.
+const (
+	// BatchSize is how many packets move through each stage at once.
+	BatchSize = 128
+	// BufferSize holds the largest TUN read (a 64 KiB GSO super-packet) or
+	// UDP GRO read.
+	BufferSize = 65535 + HeaderRoom
+	// HeaderRoom is the space reserved in front of every packet so the
+	// transport header is written and the payload sealed in place.
+	HeaderRoom = 16
+	// MaxStagedPackets bounds the packets a peer holds while its handshake
+	// completes; older ones are dropped first, like wireguard-go.
+	MaxStagedPackets = 128
+	// HandshakeQueueSize bounds the handshake messages awaiting the
+	// handshake goroutine; beyond an eighth of it the node is under load.
+	HandshakeQueueSize = 1024
+	// UnderLoadAfter is how long the node stays under load once detected.
+	UnderLoadAfter = time.Second
+	// ParallelMinPackets is the batch size from which crypto is split
+	// across cores; below it the hand-off costs more than it saves.
+	ParallelMinPackets = 8
+)

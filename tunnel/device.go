@@ -1,0 +1,241 @@
+package tunnel
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/ratelimiter"
+	"golang.zx2c4.com/wireguard/tun"
+
+	"github.com/overlay-node/overlay-node/crypto"
+	"github.com/overlay-node/overlay-node/routing"
+)
+
+// Config is what the engine needs to run one node.
+type Config struct {
+	PrivateKey crypto.PrivateKey
+	// ListenPort is the UDP port; 0 picks one.
+	ListenPort uint16
+	// MTU is the largest inner packet the TUN device carries.
+	MTU   int
+	Peers []PeerConfig
+}
+
+// Options are the engine's collaborators.
+type Options struct {
+	Logger *slog.Logger // nil discards logs
+	Clock  Clock        // nil means SystemClock
+}
+
+// Device is one running node: a TUN device, a UDP bind, and its peers.
+type Device struct {
+	// Immutable after New.
+	tun      tun.Device
+	bind     conn.Bind
+	log      *slog.Logger
+	clock    Clock
+	identity *crypto.Identity
+	cookies  *crypto.CookieChecker
+	mtu      int
+	port     uint16
+
+	// Atomic: the peer set is replaced whole, never mutated, so the packet
+	// path reads it without locks.
+	peers atomic.Pointer[peerSet]
+
+	indexes     *indexTable
+	handshakes  chan *handshakeElem
+	crypto      *cryptoPool
+	limiter     ratelimiter.Ratelimiter
+	limitedLog  *rateLimitedLogger
+	scratchPool sync.Pool
+
+	forceUnderLoad atomic.Bool
+	underLoadUntil atomic.Int64
+
+	drops                                                   dropCounters
+	tunReadBatch, tunWriteBatch, udpRecvBatch, udpSendBatch batchHistogram
+
+	closeOnce   sync.Once
+	closed      atomic.Bool
+	wg          sync.WaitGroup // the packet readers
+	handshakeWG sync.WaitGroup // the handshake goroutine, which outlives them
+}
+
+// peerSet is an immutable snapshot of the peers and their routes.
+type peerSet struct {
+	list  []*Peer
+	byKey map[crypto.PublicKey]*Peer
+	table *routing.Table[*Peer]
+}
+
+// ErrDuplicatePeer is returned when two peers share a public key.
+var ErrDuplicatePeer = errors.New("duplicate peer public key")
+
+// New builds a device over tun and bind. Nothing runs until Up.
+func New(tdev tun.Device, bind conn.Bind, cfg Config, opt Options) (*Device, error) {
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.Clock == nil {
+		opt.Clock = SystemClock{}
+	}
+	if cfg.MTU <= 0 {
+		cfg.MTU = 1420
+	}
+	id := crypto.NewIdentity(cfg.PrivateKey)
+	d := &Device{
+		tun:        tdev,
+		bind:       bind,
+		log:        opt.Logger,
+		clock:      opt.Clock,
+		identity:   id,
+		cookies:    crypto.NewCookieChecker(id.PublicKey()),
+		mtu:        cfg.MTU,
+		port:       cfg.ListenPort,
+		indexes:    newIndexTable(),
+		handshakes: make(chan *handshakeElem, HandshakeQueueSize),
+		limitedLog: newRateLimitedLogger(opt.Logger, opt.Clock),
+	}
+	set := &peerSet{byKey: make(map[crypto.PublicKey]*Peer, len(cfg.Peers)), table: new(routing.Table[*Peer])}
+	for i := range cfg.Peers {
+		pc := &cfg.Peers[i]
+		if _, dup := set.byKey[pc.PublicKey]; dup {
+			return nil, fmt.Errorf("peer %q: %w", pc.Name, ErrDuplicatePeer)
+		}
+		p, err := d.newPeer(pc)
+		if err != nil {
+			return nil, err
+		}
+		set.byKey[pc.PublicKey] = p
+		set.list = append(set.list, p)
+		for _, pfx := range pc.AllowedIPs {
+			set.table.Insert(pfx, p)
+		}
+	}
+	d.peers.Store(set)
+	return d, nil
+}
+
+func (d *Device) newPeer(pc *PeerConfig) (*Peer, error) {
+	hs, err := d.identity.NewHandshake(pc.PublicKey, pc.PresharedKey)
+	if err != nil {
+		return nil, fmt.Errorf("peer %q: %w", pc.Name, err)
+	}
+	p := &Peer{
+		device:    d,
+		name:      pc.Name,
+		key:       pc.PublicKey,
+		hs:        hs,
+		cookies:   crypto.NewCookieGenerator(pc.PublicKey),
+		keepalive: pc.PersistentKeepalive,
+		allowed:   append([]netip.Prefix(nil), pc.AllowedIPs...),
+	}
+	if pc.Endpoint.IsValid() {
+		ep, err := d.bind.ParseEndpoint(pc.Endpoint.String())
+		if err != nil {
+			return nil, fmt.Errorf("peer %q: endpoint %s: %w", pc.Name, pc.Endpoint, err)
+		}
+		p.endpoint.Store(&endpointBox{ep: ep, addr: pc.Endpoint})
+	}
+	p.initTimers()
+	return p, nil
+}
+
+// Up opens the UDP port and starts the pipelines.
+func (d *Device) Up() error {
+	fns, port, err := d.bind.Open(d.port)
+	if err != nil {
+		return fmt.Errorf("open udp port %d: %w", d.port, err)
+	}
+	d.port = port
+	d.limiter.Init()
+	d.crypto = newCryptoPool()
+	d.handshakeWG.Add(1)
+	go d.routineHandshakes()
+	d.wg.Add(1 + len(fns))
+	go d.routineReadTUN()
+	for _, fn := range fns {
+		go d.routineReceive(fn)
+	}
+	// Peers that keep NAT mappings open start at once.
+	for _, p := range d.peers.Load().list {
+		if p.keepalive > 0 {
+			p.sendKeepalive()
+		}
+	}
+	return nil
+}
+
+// Port returns the UDP port the device listens on.
+func (d *Device) Port() uint16 { return d.port }
+
+// PublicKey returns the device's own public key.
+func (d *Device) PublicKey() crypto.PublicKey { return d.identity.PublicKey() }
+
+func (d *Device) isClosed() bool { return d.closed.Load() }
+
+// Close stops every goroutine and closes the TUN device and the bind.
+func (d *Device) Close() error {
+	var err error
+	d.closeOnce.Do(func() {
+		d.closed.Store(true)
+		for _, p := range d.peers.Load().list {
+			p.stopTimers()
+		}
+		err = errors.Join(d.bind.Close(), d.tun.Close())
+		d.wg.Wait() // no reader can queue a handshake after this
+		close(d.handshakes)
+		d.handshakeWG.Wait()
+		if d.crypto != nil {
+			d.crypto.close()
+		}
+		d.limiter.Close()
+	})
+	return err
+}
+
+// Peers returns the peers in configuration order.
+func (d *Device) Peers() []*Peer { return d.peers.Load().list }
+
+// rateLimitedLogger logs a message at most once per second per message
+// text, because errors on the packet path can repeat at packet rate.
+type rateLimitedLogger struct {
+	log   *slog.Logger
+	clock Clock
+	mu    sync.Mutex
+	last  map[string]time.Time
+}
+
+func newRateLimitedLogger(l *slog.Logger, c Clock) *rateLimitedLogger {
+	return &rateLimitedLogger{log: l, clock: c, last: make(map[string]time.Time)}
+}
+
+func (r *rateLimitedLogger) allow(msg string) bool {
+	now := r.clock.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if t, ok := r.last[msg]; ok && now.Sub(t) < time.Second {
+		return false
+	}
+	r.last[msg] = now
+	return true
+}
+
+func (r *rateLimitedLogger) warn(msg string, args ...any) {
+	if r.allow(msg) {
+		r.log.Warn(msg, args...)
+	}
+}
+
+func (r *rateLimitedLogger) debug(msg string, args ...any) {
+	if r.log.Enabled(nil, slog.LevelDebug) && r.allow(msg) {
+		r.log.Debug(msg, args...)
+	}
+}

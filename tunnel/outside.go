@@ -1,0 +1,211 @@
+package tunnel
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"golang.zx2c4.com/wireguard/conn"
+
+	"github.com/overlay-node/overlay-node/encap"
+)
+
+// The outside pipeline: UDP to TUN.
+//
+// One goroutine per receive function of the Bind (IPv4 and IPv6) reads a
+// batch with recvmmsg (GRO-split by the Bind). Handshake messages are copied
+// to the handshake queue. Transport packets find their session by receiver
+// index and are opened in place, split across cores for big batches. Then,
+// in arrival order, each is checked against the replay window (only now,
+// after authentication), its inner source is looked up over all peers and
+// must route back to the sender, the endpoint is updated (roaming), and the
+// plaintext joins one TUN write for the whole batch (GRO-coalesced by the
+// TUN device). The decrypted payload stays where it arrived: no copies.
+
+// recvItem is one transport packet of a batch on its way to the TUN.
+type recvItem struct {
+	sess    *session
+	buf     int // index into the batch buffers
+	counter uint64
+	plain   []byte // nil when authentication failed
+}
+
+// recvScratch is one receive goroutine's reusable state.
+type recvScratch struct {
+	bufs  [][]byte
+	sizes []int
+	eps   []conn.Endpoint
+	items []recvItem
+	tun   [][]byte
+	open  openTask
+}
+
+func newRecvScratch(batch int) *recvScratch {
+	s := &recvScratch{
+		bufs:  make([][]byte, batch),
+		sizes: make([]int, batch),
+		eps:   make([]conn.Endpoint, batch),
+		items: make([]recvItem, 0, batch),
+		tun:   make([][]byte, 0, batch),
+	}
+	for i := range s.bufs {
+		s.bufs[i] = make([]byte, BufferSize)
+	}
+	return s
+}
+
+func (d *Device) routineReceive(recv conn.ReceiveFunc) {
+	defer d.wg.Done()
+	s := newRecvScratch(d.bind.BatchSize())
+	for {
+		n, err := recv(s.bufs, s.sizes, s.eps)
+		if err != nil {
+			if d.isClosed() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			d.limitedLog.warn("udp receive failed", "err", err)
+			if n == 0 {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+		}
+		d.udpRecvBatch.observe(n)
+		d.receiveBatch(s, n)
+	}
+}
+
+// receiveBatch processes s.bufs[:n] as received datagrams.
+func (d *Device) receiveBatch(s *recvScratch, n int) {
+	s.items = s.items[:0]
+	var cached indexEntry
+	var cachedIdx uint32
+	haveCached := false
+	for i := 0; i < n; i++ {
+		pkt := s.bufs[i][:s.sizes[i]]
+		if len(pkt) == 0 {
+			continue
+		}
+		typ, err := encap.Classify(pkt)
+		if err != nil {
+			d.drops.add(DropMalformed, 1)
+			continue
+		}
+		if typ != encap.TypeTransport {
+			d.queueHandshake(pkt, s.eps[i])
+			continue
+		}
+		idx, counter, err := encap.ParseTransportHeader(pkt)
+		if err != nil {
+			d.drops.add(DropMalformed, 1)
+			continue
+		}
+		if !haveCached || idx != cachedIdx {
+			e, ok := d.indexes.lookup(idx)
+			if !ok || e.sess == nil {
+				d.drops.add(DropNoSession, 1)
+				continue
+			}
+			cached, cachedIdx, haveCached = e, idx, true
+		}
+		s.items = append(s.items, recvItem{sess: cached.sess, buf: i, counter: counter})
+	}
+	if len(s.items) == 0 {
+		return
+	}
+
+	t := &s.open
+	t.items, t.bufs, t.sizes = s.items, s.bufs, s.sizes
+	d.crypto.run(t, len(s.items), &t.wg)
+
+	now := d.clock.Now()
+	set := d.peers.Load()
+	s.tun = s.tun[:0]
+	for i := range s.items {
+		it := &s.items[i]
+		p := it.sess.peer
+		if it.plain == nil {
+			p.drop(DropDecrypt, 1)
+			continue
+		}
+		if it.sess.expired(now) {
+			p.drop(DropExpired, 1)
+			continue
+		}
+		if !it.sess.kp.AcceptCounter(it.counter) {
+			p.drop(DropReplay, 1)
+			continue
+		}
+		// Authenticated and fresh: only now may it move state.
+		if p.current.Load() != it.sess && p.confirmNext(it.sess) {
+			p.timersHandshakeComplete()
+			d.log.Info("handshake completed", "peer", p.name, "role", "responder")
+			p.sendStaged()
+		}
+		p.setEndpoint(s.eps[i])
+		p.counters.rxPackets.Add(1)
+		p.counters.rxBytes.Add(uint64(s.sizes[it.buf]))
+		p.timersAnyAuthenticatedPacketReceived()
+		p.timersAnyAuthenticatedPacketTraversal()
+		p.keepKeyFreshReceiving(it.sess, now)
+		if len(it.plain) == 0 {
+			continue // keepalive
+		}
+		h, ok := parseInner(it.plain)
+		if !ok {
+			p.drop(DropMalformed, 1)
+			continue
+		}
+		if owner, ok := set.table.Lookup(h.src); !ok || owner != p {
+			p.drop(DropSourceNotAllowed, 1)
+			continue
+		}
+		p.timersDataReceived()
+		s.tun = append(s.tun, s.bufs[it.buf][:HeaderRoom+h.length])
+	}
+	if len(s.tun) > 0 {
+		d.tunWriteBatch.observe(len(s.tun))
+		if _, err := d.tun.Write(s.tun, HeaderRoom); err != nil && !d.isClosed() {
+			d.limitedLog.warn("tun write failed", "err", err)
+		}
+	}
+}
+
+// keepKeyFreshReceiving: an initiator whose session nears RejectAfterTime
+// rekeys once, so the session does not expire while data still flows.
+func (p *Peer) keepKeyFreshReceiving(sess *session, now time.Time) {
+	if !sess.kp.IsInitiator() || now.Sub(sess.created) < RejectAfterTime-KeepaliveTimeout-RekeyTimeout {
+		return
+	}
+	p.mu.Lock()
+	sent := p.sentLastMinuteHS
+	p.sentLastMinuteHS = true
+	p.mu.Unlock()
+	if !sent {
+		p.requestHandshake()
+	}
+}
+
+// openTask authenticates and decrypts items[lo:hi] in place.
+type openTask struct {
+	items []recvItem
+	bufs  [][]byte
+	sizes []int
+	wg    sync.WaitGroup
+}
+
+func (t *openTask) doRange(lo, hi int) {
+	for i := lo; i < hi; i++ {
+		it := &t.items[i]
+		ct := t.bufs[it.buf][encap.TransportHeaderSize:t.sizes[it.buf]]
+		plain, err := it.sess.kp.Open(ct[:0], it.counter, ct)
+		if err != nil {
+			it.plain = nil
+			continue
+		}
+		if plain == nil {
+			plain = ct[:0]
+		}
+		it.plain = plain
+	}
+}

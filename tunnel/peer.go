@@ -1,0 +1,183 @@
+package tunnel
+
+import (
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.zx2c4.com/wireguard/conn"
+
+	"github.com/overlay-node/overlay-node/crypto"
+)
+
+// PeerConfig describes one remote node.
+type PeerConfig struct {
+	// Name is how logs, status and metrics refer to the peer.
+	Name         string
+	PublicKey    crypto.PublicKey
+	PresharedKey crypto.PresharedKey
+	// AllowedIPs are the inner addresses the peer may send from and that
+	// are routed to it.
+	AllowedIPs []netip.Prefix
+	// Endpoint is where to send until the peer roams; zero if unknown.
+	Endpoint netip.AddrPort
+	// PersistentKeepalive, if nonzero, sends a keepalive this often.
+	PersistentKeepalive time.Duration
+}
+
+// Peer is the engine's state for one remote node.
+type Peer struct {
+	// Immutable after creation.
+	device    *Device
+	name      string
+	key       crypto.PublicKey
+	hs        *crypto.Handshake
+	cookies   *crypto.CookieGenerator
+	keepalive time.Duration
+	allowed   []netip.Prefix
+
+	// Atomic: read on every packet.
+	endpoint atomic.Pointer[endpointBox]
+	current  atomic.Pointer[session]
+
+	// Guarded by mu: the sessions not in use for sending, and the
+	// handshake in flight.
+	mu                sync.Mutex
+	previous, next    *session
+	hsIndex           uint32 // our index for the handshake in flight, 0 if none
+	lastInitiation    time.Time
+	sentLastMinuteHS  bool
+	handshakeStarted  time.Time // first initiation of the current attempt series
+	handshakeAttempts int
+
+	// Guarded by sendMu, which also serialises sends so per-peer order holds.
+	sendMu sync.Mutex
+	staged [][]byte
+
+	initiating atomic.Bool // a goroutine is sending an initiation
+	timers     peerTimers
+	counters   peerCounters
+}
+
+// endpointBox lets an interface value live in an atomic.Pointer.
+type endpointBox struct {
+	ep   conn.Endpoint
+	addr netip.AddrPort
+}
+
+// Name returns the peer's name.
+func (p *Peer) Name() string { return p.name }
+
+// PublicKey returns the peer's static public key.
+func (p *Peer) PublicKey() crypto.PublicKey { return p.key }
+
+func (p *Peer) loadEndpoint() *endpointBox { return p.endpoint.Load() }
+
+// setEndpoint records where the peer was last heard from. Callers only pass
+// endpoints of authenticated packets: that is what makes roaming safe.
+func (p *Peer) setEndpoint(ep conn.Endpoint) {
+	addr := endpointAddr(ep)
+	if cur := p.endpoint.Load(); cur != nil && cur.addr == addr {
+		return
+	}
+	old := p.endpoint.Swap(&endpointBox{ep: ep, addr: addr})
+	if old == nil || old.addr != addr {
+		p.device.log.Info("peer endpoint changed", "peer", p.name, "endpoint", addr.String())
+	}
+}
+
+// endpointAddr extracts ip:port from an endpoint without allocating.
+func endpointAddr(ep conn.Endpoint) netip.AddrPort {
+	if ap, ok := ep.(interface{ Port() uint16 }); ok {
+		return netip.AddrPortFrom(ep.DstIP(), ap.Port())
+	}
+	ap, _ := netip.ParseAddrPort(ep.DstToString())
+	return ap
+}
+
+// installSession publishes a freshly derived session. The initiator sends
+// with it at once; the responder parks it in next until the initiator's
+// first packet proves the initiator has it too.
+func (p *Peer) installSession(s *session, initiator bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var retire []*session
+	if initiator {
+		if p.next != nil {
+			retire = append(retire, p.previous)
+			p.previous = p.next
+			p.next = nil
+			retire = append(retire, p.current.Load())
+		} else {
+			retire = append(retire, p.previous)
+			p.previous = p.current.Load()
+		}
+		p.current.Store(s)
+	} else {
+		retire = append(retire, p.next, p.previous)
+		p.next = s
+		p.previous = nil
+	}
+	for _, r := range retire {
+		if r != nil {
+			p.device.indexes.release(r.localIndex)
+		}
+	}
+}
+
+// confirmNext promotes next to current once a packet arrived under it.
+// It reports whether it did, which completes the handshake for a responder.
+func (p *Peer) confirmNext(s *session) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.next != s {
+		return false
+	}
+	if p.previous != nil {
+		p.device.indexes.release(p.previous.localIndex)
+	}
+	p.previous = p.current.Load()
+	p.current.Store(s)
+	p.next = nil
+	return true
+}
+
+// zeroSessions forgets every key, after RejectAfterTime*3 of silence.
+func (p *Peer) zeroSessions() {
+	p.mu.Lock()
+	for _, s := range []*session{p.previous, p.current.Load(), p.next} {
+		if s != nil {
+			p.device.indexes.release(s.localIndex)
+		}
+	}
+	p.previous, p.next = nil, nil
+	p.current.Store(nil)
+	if p.hsIndex != 0 {
+		p.device.indexes.release(p.hsIndex)
+		p.hsIndex = 0
+	}
+	p.hs.Clear()
+	p.mu.Unlock()
+}
+
+// stage keeps copies of packets that wait for a session. Packets are the
+// full buffers, with HeaderRoom in front. The oldest go first when full.
+func (p *Peer) stage(pkts [][]byte) {
+	for _, pkt := range pkts {
+		if len(p.staged) >= MaxStagedPackets {
+			p.drop(DropQueueFull, 1)
+			copy(p.staged, p.staged[1:])
+			p.staged = p.staged[:len(p.staged)-1]
+		}
+		buf := make([]byte, len(pkt), len(pkt)+crypto.TagSize+paddingMultiple)
+		copy(buf, pkt)
+		p.staged = append(p.staged, buf)
+	}
+}
+
+// drop counts a drop against this peer and the device.
+func (p *Peer) drop(r DropReason, n uint64) {
+	p.counters.drops.add(r, n)
+	p.device.drops.add(r, n)
+}

@@ -1,0 +1,78 @@
+package tunnel
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/overlay-node/overlay-node/crypto"
+)
+
+// DropCounts holds one count per DropReason, indexed by the reason.
+type DropCounts [numDropReasons]uint64
+
+// PeerStats is a point-in-time view of one peer.
+type PeerStats struct {
+	Name                string
+	PublicKey           crypto.PublicKey
+	Endpoint            netip.AddrPort // zero if unknown
+	AllowedIPs          []netip.Prefix
+	PersistentKeepalive time.Duration
+	RxBytes, RxPackets  uint64
+	TxBytes, TxPackets  uint64
+	HandshakesCompleted uint64
+	HandshakesFailed    uint64
+	LastHandshake       time.Time // zero if never
+	Drops               DropCounts
+}
+
+// Stats is a point-in-time view of the device, read from atomic counters
+// without stopping the packet path.
+type Stats struct {
+	PublicKey  crypto.PublicKey
+	ListenPort uint16
+	MTU        int
+	Peers      []PeerStats
+	// Drops counts every drop, including those with no known peer.
+	Drops DropCounts
+	// Batch-size histograms of the four I/O stages.
+	TUNRead, TUNWrite, UDPRecv, UDPSend BatchStats
+}
+
+// Snapshot reads the device's counters.
+func (d *Device) Snapshot() Stats {
+	set := d.peers.Load()
+	st := Stats{
+		PublicKey:  d.identity.PublicKey(),
+		ListenPort: d.port,
+		MTU:        d.mtu,
+		Peers:      make([]PeerStats, 0, len(set.list)),
+		Drops:      d.drops.snapshot(),
+		TUNRead:    d.tunReadBatch.snapshot(),
+		TUNWrite:   d.tunWriteBatch.snapshot(),
+		UDPRecv:    d.udpRecvBatch.snapshot(),
+		UDPSend:    d.udpSendBatch.snapshot(),
+	}
+	for _, p := range set.list {
+		ps := PeerStats{
+			Name:                p.name,
+			PublicKey:           p.key,
+			AllowedIPs:          p.allowed,
+			PersistentKeepalive: p.keepalive,
+			RxBytes:             p.counters.rxBytes.Load(),
+			RxPackets:           p.counters.rxPackets.Load(),
+			TxBytes:             p.counters.txBytes.Load(),
+			TxPackets:           p.counters.txPackets.Load(),
+			HandshakesCompleted: p.counters.handshakesCompleted.Load(),
+			HandshakesFailed:    p.counters.handshakesFailed.Load(),
+			Drops:               p.counters.drops.snapshot(),
+		}
+		if ep := p.loadEndpoint(); ep != nil {
+			ps.Endpoint = ep.addr
+		}
+		if ns := p.counters.lastHandshakeUnixNan.Load(); ns != 0 {
+			ps.LastHandshake = time.Unix(0, ns)
+		}
+		st.Peers = append(st.Peers, ps)
+	}
+	return st
+}
