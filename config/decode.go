@@ -59,6 +59,9 @@ func syntaxError(file string, err error) *Error {
 		Msg:  "invalid TOML: " + strings.TrimPrefix(err.Error(), "toml: "),
 		Hint: "fix the TOML syntax here: strings need double quotes, each key = value goes on its own line, tables start with [mesh] or [[node]]",
 	}
+	if msg := e.Msg; strings.Contains(msg, "already defined") || strings.Contains(msg, "already exists") {
+		e.Hint = "a key or table may appear only once (only [[node]] repeats): remove or merge the duplicate"
+	}
 	var de *toml.DecodeError
 	if errors.As(err, &de) {
 		e.Line, e.Col = de.Position()
@@ -74,7 +77,7 @@ func syntaxError(file string, err error) *Error {
 }
 
 func (d *decoder) decode(root *value) *Mesh {
-	m := &Mesh{Port: DefaultPort, MTU: DefaultMTU, src: newSource(0, position{1, 1})}
+	m := &Mesh{Port: DefaultPort, MTU: DefaultMTU, src: newSource(position{1, 1})}
 	t := root.table
 	for _, k := range t.keys {
 		v := t.vals[k]
@@ -82,7 +85,7 @@ func (d *decoder) decode(root *value) *Mesh {
 		case "mesh":
 			d.meshTable(m, v)
 		case "node":
-			m.src.fields[k] = &field{key: v.key, val: v.at}
+			m.src.fields[k] = &field{val: v.at}
 			d.nodes(m, v)
 		default:
 			if d.unknown(v, "", k, topKeys) == "node" && !m.src.has("node") {
@@ -129,6 +132,9 @@ func (d *decoder) meshTable(m *Mesh, v *value) {
 			}
 		default:
 			sug = append(sug, d.unknown(e, "mesh", k, meshKeys))
+			if k == "node" {
+				m.src.bad["node"] = true // no "the mesh has no nodes" on top
+			}
 		}
 	}
 	misspelt(m.src, sug)
@@ -140,21 +146,21 @@ func (d *decoder) nodes(m *Mesh, v *value) {
 		m.src.bad["node"] = true
 		return
 	}
-	for i, e := range v.elems {
+	for _, e := range v.elems {
 		if e.kind != kindTable {
 			d.add(e.at, "node", "must be a table, not "+e.kind.describe(), "start every node with [[node]] (double brackets)")
 			m.src.bad["node"] = true // no "the mesh has no nodes" on top of this
 			continue
 		}
-		m.Nodes = append(m.Nodes, d.node(i, e))
+		m.Nodes = append(m.Nodes, d.node(e))
 	}
 	if len(m.Nodes) > 0 {
 		delete(m.src.bad, "node")
 	}
 }
 
-func (d *decoder) node(index int, v *value) Node {
-	n := Node{Line: v.at.Line, src: newSource(index, v.at)}
+func (d *decoder) node(v *value) Node {
+	n := Node{Line: v.at.Line, src: newSource(v.at)}
 	var sug []string
 	for _, k := range v.table.keys {
 		e := v.table.vals[k]
@@ -207,9 +213,9 @@ func (d *decoder) node(index int, v *value) Node {
 	return n
 }
 
-// record notes where key and its value were written.
+// record notes where the value of key was written.
 func record(src *source, key string, v *value) *field {
-	f := &field{key: v.key, val: v.at}
+	f := &field{val: v.at}
 	src.fields[key] = f
 	return f
 }
@@ -311,7 +317,12 @@ func (d *decoder) unknown(v *value, table, key string, known []string) (suggeste
 	}
 	hint := where
 	s := suggest(key, known)
-	if s != "" {
+	switch {
+	case table != "" && (key == "mesh" || key == "node"):
+		// A top-level key written after a header lands in that table.
+		hint = fmt.Sprintf("%s belongs at the top level: write [mesh] and [[node]] headers instead", key)
+		s = ""
+	case s != "":
 		hint = fmt.Sprintf("did you mean %q? %s", s, where)
 	}
 	d.add(v.key, full, "unknown key", hint)

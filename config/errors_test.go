@@ -20,7 +20,7 @@ func TestParseErrors(t *testing.T) {
 	}{
 		// TOML itself.
 		{"syntax", "[mesh]\nname = ‸\n", "", "invalid TOML", "TOML syntax"},
-		{"unterminated string", "[mesh]\nname = ‸\"t\n", "", "invalid TOML", ""},
+		{"unterminated string", "[mesh]\nname = \"t‸\n", "", "invalid TOML", ""},
 		{"duplicate toml key", head + "‸name = \"u\"\n" + nodeA, "name", "already defined", ""},
 
 		// Unknown keys.
@@ -49,6 +49,7 @@ func TestParseErrors(t *testing.T) {
 		{"mtu low", head + "mtu = ‸1000\n" + nodeA, "mesh.mtu", "1000 is out of range 1280..65535", "1280"},
 		{"mtu high", head + "mtu = ‸0x10000\n" + nodeA, "mesh.mtu", "65536 is out of range", ""},
 		{"mtu float", head + "mtu = ‸1420.0\n" + nodeA, "mesh.mtu", "must be an integer, not a float", ""},
+		{"node under mesh", head + "‸node = []\n", "mesh.node", "unknown key", "top level"},
 		{"mesh not a table", "‸mesh = \"t\"\n" + nodeA, "mesh", "must be a table, not a string", "[mesh]"},
 
 		// The list of nodes.
@@ -89,7 +90,7 @@ func TestParseErrors(t *testing.T) {
 		{"address v6 no prefix", head + nodeA + "[[node]]\nname = \"b\"\npublic_key = \"" + keyB + "\"\naddress = ‸\"fd00::2\"\n",
 			"node.address", "has no prefix length", `"fd00::2/64"`},
 		{"address garbage", head + nodeA + "[[node]]\nname = \"b\"\npublic_key = \"" + keyB + "\"\naddress = ‸\"10.100.0.300/24\"\n",
-			"node.address", `"10.100.0.300/24" is not an IP address with a prefix length`, "CIDR"},
+			"node.address", `"10.100.0.300/24" is not an IP address with a prefix length`, "prefix length"},
 		{"address network", head + nodeA + "[[node]]\nname = \"b\"\npublic_key = \"" + keyB + "\"\naddress = ‸\"10.100.1.0/24\"\n",
 			"node.address", "10.100.1.0 is the network address of 10.100.1.0/24", `"10.100.1.1/24"`},
 		{"address broadcast", head + nodeA + "[[node]]\nname = \"b\"\npublic_key = \"" + keyB + "\"\naddress = ‸\"10.100.1.255/24\"\n",
@@ -137,7 +138,7 @@ func TestParseErrors(t *testing.T) {
 		{"subnet overlap", head + "[[node]]\nname = \"a\"\npublic_key = \"" + keyA + "\"\naddress = \"10.100.0.1/24\"\nsubnets = [\"172.20.0.0/16\"]\n" +
 			nodeC("subnets = [‸\"172.20.1.0/24\"]\n"), "node.subnets", `172.20.1.0/24 overlaps 172.20.0.0/16 of node "a" (line 7)`, "exactly one node"},
 		{"subnet overlap v6", head + "[[node]]\nname = \"a\"\npublic_key = \"" + keyA + "\"\naddress = \"10.100.0.1/24\"\nsubnets = [\"fd00:20:1::/64\"]\n" +
-			nodeC("subnets = [‸\"fd00:20::/48\"]\n"), "node.subnets", "overlaps fd00:20:1::/64", ""},
+			nodeC("subnets = [‸\"fd00:20::/32\"]\n"), "node.subnets", "overlaps fd00:20:1::/64", ""},
 		{"subnet contains address", head + nodeA + nodeC("subnets = [‸\"10.100.0.0/31\"]\n"), "node.subnets", `10.100.0.0/31 contains 10.100.0.1, the address of node "a" (line 6)`, "leaves out"},
 		{"subnet contains addresses", head + nodeA + nodeB + nodeC("subnets = [‸\"10.0.0.0/8\"]\n"), "node.subnets", ", and 1 more overlay address", ""},
 		{"subnet default route", head + nodeA + nodeC("subnets = [‸\"0.0.0.0/0\"]\n"), "node.subnets", "0.0.0.0/0 contains 10.100.0.1", ""},
@@ -157,9 +158,9 @@ func TestParseErrors(t *testing.T) {
 		{"node port type", head + nodeA + nodeC("port = ‸\"51820\"\n"), "node.port", "must be an integer, not a string", ""},
 
 		// Other ways to write the same TOML.
-		{"inline node", head + "node = [\n  {name = \"a\", public_key = \"" + keyA + "\", address = \"10.100.0.1/24\"},\n  {name = \"c\", public_key = \"" + keyC + "\", address = ‸\"10.100.0.3\"},\n]\n",
+		{"inline node", "node = [\n  {name = \"a\", public_key = \"" + keyA + "\", address = \"10.100.0.1/24\"},\n  {name = \"c\", public_key = \"" + keyC + "\", address = ‸\"10.100.0.3\"},\n]\n" + head,
 			"node.address", "has no prefix length", ""},
-		{"dotted node key", head + nodeA + nodeC("keepalive.x = ‸1\n"), "node.keepalive", "must be a string, not a table", ""},
+		{"dotted node key", head + nodeA + nodeC("‸keepalive.x = 1\n"), "node.keepalive", "must be a string, not a table", ""},
 		{"quoted key", head + nodeA + nodeC("‸\"end point\" = \"x\"\n"), "node.end point", "unknown key", `did you mean "endpoint"`},
 	}
 	for _, tt := range tests {

@@ -1,6 +1,11 @@
 package config
 
-import "github.com/pelletier/go-toml/v2"
+import (
+	"strconv"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
 
 // The shape of the mesh file, for encoding.
 type (
@@ -46,7 +51,10 @@ func (m *Mesh) Marshal() ([]byte, error) {
 		for _, s := range n.Subnets {
 			fn.Subnets = append(fn.Subnets, s.String())
 		}
-		if n.Keepalive != 0 {
+		switch {
+		case n.Keepalive%time.Second == 0 && n.Keepalive != 0:
+			fn.Keepalive = strconv.FormatInt(int64(n.Keepalive/time.Second), 10) + "s" // as WireGuard counts it
+		case n.Keepalive != 0:
 			fn.Keepalive = n.Keepalive.String()
 		}
 		if n.Port != m.Port {

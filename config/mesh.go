@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -57,20 +58,19 @@ type Node struct {
 // source remembers where the keys of one table were written, so that
 // Validate can point at them.
 type source struct {
-	index  int      // for nodes: the index of the [[node]] table in the file
 	header position // the table's header, or where a missing key would go
 	fields map[string]*field
 	bad    map[string]bool // keys whose value could not be decoded: already reported
 }
 
-// field is where one key and its value were written.
+// field is where the value of one key was written.
 type field struct {
-	key, val position
-	elems    []position // for lists: where each decoded element is
+	val   position
+	elems []position // for lists: where each decoded element is
 }
 
-func newSource(index int, header position) *source {
-	return &source{index: index, header: header, fields: make(map[string]*field), bad: make(map[string]bool)}
+func newSource(header position) *source {
+	return &source{header: header, fields: make(map[string]*field), bad: make(map[string]bool)}
 }
 
 // has reports whether the table set key.
@@ -122,18 +122,21 @@ func Load(path string) (*Mesh, error) {
 // TOML syntax error on its own (decoding stops there), or all schema and
 // validation errors together.
 func Parse(path string, data []byte) (*Mesh, error) {
+	sum := sha256.Sum256(data)
+	// Some editors start UTF-8 files with a byte order mark, which TOML
+	// does not allow. It is invisible, so columns are counted without it.
+	doc := bytes.TrimPrefix(data, []byte("\ufeff"))
 	var probe map[string]any
-	if err := toml.Unmarshal(data, &probe); err != nil {
+	if err := toml.Unmarshal(doc, &probe); err != nil {
 		return nil, ErrorList{syntaxError(path, err)}
 	}
-	root, err := parseTree(data)
+	root, err := parseTree(doc)
 	if err != nil {
 		return nil, ErrorList{syntaxError(path, err)}
 	}
 	d := &decoder{file: path}
 	m := d.decode(root)
 	m.Path = path
-	sum := sha256.Sum256(data)
 	m.Hash = hex.EncodeToString(sum[:])
 	errs := append(d.errs, m.validate()...)
 	if err := errs.err(); err != nil {

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -88,6 +89,7 @@ func (v *validator) nodes() {
 	names := make(map[string]int)
 	keys := make(map[crypto.PublicKey]int)
 	addrs := make(map[netip.Addr]ref)
+	var valid []addrRef
 	endpoints := make(map[string]int)
 
 	nodes := v.m.Nodes
@@ -148,6 +150,7 @@ func (v *validator) nodes() {
 				continue
 			}
 			addrs[a.Addr()] = ref{i, j}
+			valid = append(valid, addrRef{a.Addr(), i, j})
 		}
 
 		// Endpoint.
@@ -188,7 +191,7 @@ func (v *validator) nodes() {
 		}
 	}
 
-	v.subnets()
+	v.subnets(valid)
 }
 
 // whereNode describes where a node starts: " at line 5", or "" without positions.
@@ -199,68 +202,95 @@ func whereNode(n *Node) string {
 	return ""
 }
 
+// addrRef is an overlay address and the node (and element of its list) it
+// belongs to.
+type addrRef struct {
+	addr       netip.Addr
+	node, elem int
+}
+
 // subnets checks that every address routes to exactly one node: subnets are
 // canonical, and no subnet overlaps a subnet or contains an address of
-// another node.
-func (v *validator) subnets() {
-	type routed struct {
+// another node. addrs holds the valid overlay addresses. Both checks sort,
+// so that meshes of thousands of nodes validate quickly.
+func (v *validator) subnets(addrs []addrRef) {
+	nodes := v.m.Nodes
+	slices.SortFunc(addrs, func(a, b addrRef) int { return a.addr.Compare(b.addr) })
+
+	type subnet struct {
 		p          netip.Prefix
+		last       netip.Addr
 		node, elem int
 	}
-	nodes := v.m.Nodes
-	var seen []routed
+	var subnets []subnet
 	for i := range nodes {
 		n := &nodes[i]
-	subnets:
 		for j, s := range n.Subnets {
 			if msg, hint := subnetProblem(s); msg != "" {
 				v.add(n.src, "node", "subnets", j, msg, hint)
 				continue
 			}
-			for _, r := range seen {
-				if !s.Overlaps(r.p) {
-					continue
-				}
-				if r.node == i {
-					if r.p == s {
-						v.add(n.src, "node", "subnets", j, fmt.Sprintf("%s is listed twice", s), "remove the duplicate")
-						continue subnets
-					}
-					continue // overlapping subnets of one node are harmless
-				}
-				o := &nodes[r.node]
-				v.add(n.src, "node", "subnets", j, fmt.Sprintf("%s overlaps %s of %s%s", s, r.p, o.label(r.node), where(o.src, "subnets", r.elem)),
-					"subnets of different nodes must not overlap, so that every address routes to exactly one node")
-			}
+			subnets = append(subnets, subnet{s, lastAddr(s), i, j})
+
 			// One error per subnet, however many addresses it swallows.
-			contained, first, firstNode, firstElem := 0, netip.Addr{}, 0, 0
-			for k := range nodes {
-				if k == i {
-					continue
-				}
-				for l, a := range nodes[k].Addresses {
-					if msg, _ := addressProblem(a); msg == "" && s.Contains(a.Addr()) {
-						if contained == 0 {
-							first, firstNode, firstElem = a.Addr(), k, l
-						}
-						contained++
+			var first *addrRef
+			contained := 0
+			k, _ := slices.BinarySearchFunc(addrs, s.Addr(), func(a addrRef, t netip.Addr) int { return a.addr.Compare(t) })
+			for ; k < len(addrs) && s.Contains(addrs[k].addr); k++ {
+				if addrs[k].node != i {
+					if first == nil {
+						first = &addrs[k]
 					}
+					contained++
 				}
 			}
-			if contained > 0 {
-				o := &nodes[firstNode]
-				more := ""
-				switch {
-				case contained == 2:
-					more = ", and 1 more overlay address"
-				case contained > 2:
-					more = fmt.Sprintf(", and %d more overlay addresses", contained-1)
-				}
-				v.add(n.src, "node", "subnets", j, fmt.Sprintf("%s contains %s, the address of %s%s%s", s, first, o.label(firstNode), where(o.src, "address", firstElem), more),
-					"narrow the subnet so that it leaves out the overlay addresses of other nodes")
+			if first == nil {
+				continue
 			}
-			seen = append(seen, routed{s, i, j})
+			o := &nodes[first.node]
+			more := ""
+			switch {
+			case contained == 2:
+				more = ", and 1 more overlay address"
+			case contained > 2:
+				more = fmt.Sprintf(", and %d more overlay addresses", contained-1)
+			}
+			v.add(n.src, "node", "subnets", j, fmt.Sprintf("%s contains %s, the address of %s%s%s", s, first.addr, o.label(first.node), where(o.src, "address", first.elem), more),
+				"narrow the subnet so that it leaves out the overlay addresses of other nodes")
 		}
+	}
+
+	// Two prefixes overlap when one contains the other. Sorted by first
+	// address, and wider first, every subnet overlaps exactly the subnets
+	// still open on the stack: those whose range reaches its start.
+	slices.SortStableFunc(subnets, func(a, b subnet) int {
+		if c := a.p.Addr().Compare(b.p.Addr()); c != 0 {
+			return c
+		}
+		return a.p.Bits() - b.p.Bits()
+	})
+	var open []subnet
+	for _, s := range subnets {
+		for len(open) > 0 && open[len(open)-1].last.Less(s.p.Addr()) {
+			open = open[:len(open)-1]
+		}
+		for _, o := range open {
+			// Report at whichever of the two comes later in the file.
+			early, late := o, s
+			if late.node < early.node || late.node == early.node && late.elem < early.elem {
+				early, late = late, early
+			}
+			ln, en := &nodes[late.node], &nodes[early.node]
+			switch {
+			case late.node != early.node:
+				v.add(ln.src, "node", "subnets", late.elem, fmt.Sprintf("%s overlaps %s of %s%s", late.p, early.p, en.label(early.node), where(en.src, "subnets", early.elem)),
+					"subnets of different nodes must not overlap, so that every address routes to exactly one node")
+			case late.p == early.p:
+				v.add(ln.src, "node", "subnets", late.elem, fmt.Sprintf("%s is listed twice", late.p), "remove the duplicate")
+			}
+			// Overlapping subnets of one node are harmless.
+		}
+		open = append(open, s)
 	}
 }
 

@@ -60,6 +60,7 @@ type CookieChecker struct {
 	// Immutable after NewCookieChecker.
 	mac1      *keyedMAC     // keyed with HASH("mac1----" || local key)
 	cookieKey [KeySize]byte // HASH("cookie--" || local key): seals replies
+	random    io.Reader     // crypto/rand; tests make it reproducible
 
 	mu sync.RWMutex
 	// Guarded by mu.
@@ -72,6 +73,7 @@ func NewCookieChecker(local PublicKey) *CookieChecker {
 	return &CookieChecker{
 		mac1:      newKeyedMAC(hashSum([]byte(labelMAC1), local[:])),
 		cookieKey: hashSum([]byte(labelCookie), local[:]),
+		random:    rand.Reader,
 	}
 }
 
@@ -112,13 +114,13 @@ func (c *CookieChecker) CreateReply(msg, src []byte, now time.Time) (CookieReply
 		return CookieReply{}, ErrShortMessage
 	}
 	var reply CookieReply
-	if _, err := io.ReadFull(rand.Reader, reply.Nonce[:]); err != nil {
+	if _, err := io.ReadFull(c.random, reply.Nonce[:]); err != nil {
 		return CookieReply{}, err
 	}
 
 	c.mu.Lock()
 	if age := now.Sub(c.secretSet); c.secretSet.IsZero() || age < 0 || age >= CookieRefreshTime {
-		if _, err := io.ReadFull(rand.Reader, c.secret[:]); err != nil {
+		if _, err := io.ReadFull(c.random, c.secret[:]); err != nil {
 			c.mu.Unlock()
 			return CookieReply{}, err
 		}

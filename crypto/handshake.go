@@ -3,6 +3,7 @@ package crypto
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -91,6 +92,9 @@ type Handshake struct {
 	psk    PresharedKey
 	ss     [KeySize]byte  // DH(local static, remote static), fixed per pair
 	start  symmetricState // state after "<- s" with the remote's key
+	// newEphemeral makes ephemeral keys; tests replace it to make
+	// handshakes reproducible.
+	newEphemeral func() (PrivateKey, error)
 
 	mu sync.Mutex
 	// Guarded by mu; zeroed by Clear and DeriveKeys.
@@ -110,7 +114,7 @@ type Handshake struct {
 func (id *Identity) NewHandshake(remote PublicKey, psk PresharedKey) (*Handshake, error) {
 	ss, err := id.private.sharedSecret(remote)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("peer %v: %w", remote, err)
 	}
 	return &Handshake{
 		local:  id,
@@ -118,6 +122,8 @@ func (id *Identity) NewHandshake(remote PublicKey, psk PresharedKey) (*Handshake
 		psk:    psk,
 		ss:     ss,
 		start:  newSymmetricState(wireguardPrologue, remote),
+
+		newEphemeral: GeneratePrivateKey,
 	}, nil
 }
 
@@ -130,7 +136,7 @@ func (h *Handshake) RemoteKey() PublicKey { return h.remote }
 // host's clock, and is strictly newer than any this Handshake made before
 // (the responder drops anything else as a replay).
 func (h *Handshake) CreateInitiation(now time.Time) (Initiation, error) {
-	e, err := GeneratePrivateKey()
+	e, err := h.newEphemeral()
 	if err != nil {
 		return Initiation{}, err
 	}
@@ -200,7 +206,7 @@ func (id *Identity) ConsumeInitiation(msg *Initiation, now time.Time, lookup fun
 // part of the response message. It returns ErrBadState unless the state is
 // "initiation consumed".
 func (h *Handshake) CreateResponse() (Response, error) {
-	e, err := GeneratePrivateKey()
+	e, err := h.newEphemeral()
 	if err != nil {
 		return Response{}, err
 	}

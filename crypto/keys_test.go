@@ -93,8 +93,26 @@ func TestWGCompatible(t *testing.T) {
 	if err != nil {
 		t.Fatalf("wg genkey: %v", err)
 	}
-	if _, err := ParsePrivateKey(strings.TrimSpace(string(out))); err != nil {
-		t.Errorf("parse wg genkey output: %v", err)
+	theirs, err := ParsePrivateKey(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatalf("parse wg genkey output: %v", err)
+	}
+	if got := theirs.Base64(); got != strings.TrimSpace(string(out)) {
+		t.Errorf("Base64 of wg genkey output: got %q, want %q", got, strings.TrimSpace(string(out)))
+	}
+	cmd = exec.Command(wg, "pubkey")
+	cmd.Stdin = bytes.NewReader(out)
+	if out, err = cmd.Output(); err != nil {
+		t.Fatalf("wg pubkey: %v", err)
+	}
+	if got, want := theirs.PublicKey().String(), strings.TrimSpace(string(out)); got != want {
+		t.Errorf("public key of wg genkey output: got %q, want wg's %q", got, want)
+	}
+	if out, err = exec.Command(wg, "genpsk").Output(); err != nil {
+		t.Fatalf("wg genpsk: %v", err)
+	}
+	if _, err := ParsePresharedKey(strings.TrimSpace(string(out))); err != nil {
+		t.Errorf("parse wg genpsk output: %v", err)
 	}
 }
 

@@ -18,12 +18,12 @@ import (
 //   - assigns each of addrs as given: 10.100.0.1/24 assigns 10.100.0.1 and
 //     the kernel adds the connected route 10.100.0.0/24 itself;
 //   - brings the link up;
-//   - adds a route through the link for each of routes, except a route equal
-//     to the connected prefix of one of addrs (the kernel already has it) and
-//     repeats. Host bits of a route are ignored.
+//   - adds a route through the link for each of routes, skipping repeats and
+//     any route equal to the connected prefix of one of addrs (the kernel
+//     already has it). Host bits of a route are ignored.
 //
 // IPv6 works the same way. IPv6 addresses are added without duplicate
-// address detection: the mesh file guarantees they are unique, and a
+// address detection: overlay addresses are unique by configuration, and a
 // tentative address would hold up the first packets. An address the link
 // already has is left in place and is not counted as added.
 //

@@ -22,16 +22,18 @@ import (
 // distinct lengths (/32 and /128 host routes, a handful of subnet sizes, maybe
 // a default route), so this beats a path-compressed binary trie, which follows
 // one pointer per branching bit: with 10,000 peers the trie was about three
-// times slower. Lookups allocate nothing.
+// times slower. The worst case, a table holding every length, is 33 probes
+// for IPv4 and 129 for IPv6. Lookups allocate nothing.
 //
 // # Concurrency
 //
 // Lookup and LookupBytes may run concurrently with each other, but not with
-// Insert, Delete or RemoveValue. The engine never mutates the table it is
-// reading from: it publishes an immutable *Table through an atomic pointer and,
-// to change it, mutates a Clone and then swaps the pointer (copy-on-write).
-// Configuration changes are rare and lookups happen per packet, so the O(n)
-// clone is the right trade.
+// Insert, Delete or RemoveValue. A table that packets are looked up in is
+// therefore treated as immutable: the engine publishes it through an atomic
+// pointer and, to change it, mutates a Clone (or builds a new table) and swaps
+// the pointer (copy-on-write). Configuration changes are rare and lookups
+// happen per packet, so the O(n) copy is the right trade. A lock around every
+// access would also do, at a cost per packet.
 type Table[V comparable] struct {
 	// Prefix lengths present, longest first. IPv6 prefixes of up to 64 bits
 	// are keyed by their upper half alone, which hashes on the runtime's fast

@@ -59,7 +59,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "check":
 		err = cmdCheck(args[1:], stdout, stderr)
 	case "up":
-		err = cmdUp(args[1:], stderr)
+		err = cmdUp(args[1:], stdout, stderr)
 	case "version", "--version":
 		err = cmdVersion(args[1:], stdout)
 	case "help", "-h", "--help":

@@ -29,8 +29,8 @@ type upFlags struct {
 	mesh, key, iface, logLevel, logFormat string
 }
 
-func cmdUp(args []string, stderr io.Writer) error {
-	c := newCommand("up", upSynopsis, os.Stdout)
+func cmdUp(args []string, stdout, stderr io.Writer) error {
+	c := newCommand("up", upSynopsis, stdout)
 	var f upFlags
 	c.StringVar(&f.mesh, "c", "", "mesh file shared by all nodes (required)")
 	c.StringVar(&f.key, "k", "", "this node's private key file, mode 0600 (required)")
