@@ -73,6 +73,9 @@ type peerSet struct {
 	list  []*Peer
 	byKey map[crypto.PublicKey]*Peer
 	table *routing.Table[*Peer]
+	// byEndpoint finds a peer by its configured endpoint, to recover
+	// quickly when the peer restarted and still sends with old keys.
+	byEndpoint map[netip.AddrPort]*Peer
 }
 
 // ErrDuplicatePeer is returned when two peers share a public key.
@@ -103,7 +106,11 @@ func New(tdev tun.Device, bind conn.Bind, cfg Config, opt Options) (*Device, err
 		handshakes: make(chan *handshakeElem, HandshakeQueueSize),
 		limitedLog: newRateLimitedLogger(opt.Logger, opt.Clock),
 	}
-	set := &peerSet{byKey: make(map[crypto.PublicKey]*Peer, len(cfg.Peers)), table: new(routing.Table[*Peer])}
+	set := &peerSet{
+		byKey:      make(map[crypto.PublicKey]*Peer, len(cfg.Peers)),
+		table:      new(routing.Table[*Peer]),
+		byEndpoint: make(map[netip.AddrPort]*Peer),
+	}
 	for i := range cfg.Peers {
 		pc := &cfg.Peers[i]
 		if _, dup := set.byKey[pc.PublicKey]; dup {
@@ -114,6 +121,9 @@ func New(tdev tun.Device, bind conn.Bind, cfg Config, opt Options) (*Device, err
 			return nil, err
 		}
 		set.byKey[pc.PublicKey] = p
+		if pc.Endpoint.IsValid() {
+			set.byEndpoint[pc.Endpoint] = p
+		}
 		set.list = append(set.list, p)
 		for _, pfx := range pc.AllowedIPs {
 			set.table.Insert(pfx, p)

@@ -104,6 +104,7 @@ func (d *Device) receiveBatch(s *recvScratch, n int) {
 			e, ok := d.indexes.lookup(idx)
 			if !ok || e.sess == nil {
 				d.drops.add(DropNoSession, 1)
+				d.rehandshakeUnknown(s.eps[i])
 				continue
 			}
 			cached, cachedIdx, haveCached = e, idx, true
@@ -168,6 +169,17 @@ func (d *Device) receiveBatch(s *recvScratch, n int) {
 		if _, err := d.tun.Write(s.tun, HeaderRoom); err != nil && !d.isClosed() {
 			d.limitedLog.warn("tun write failed", "err", err)
 		}
+	}
+}
+
+// rehandshakeUnknown answers a transport packet for an index we do not
+// know, from a peer's configured endpoint, with a handshake: the peer still
+// holds keys we lost (we restarted), and would otherwise wait out its
+// KeepaliveTimeout+RekeyTimeout before noticing. The initiation rate limit
+// bounds what a spoofed source can make us send.
+func (d *Device) rehandshakeUnknown(ep conn.Endpoint) {
+	if p := d.peers.Load().byEndpoint[endpointAddr(ep)]; p != nil && p.current.Load() == nil {
+		p.requestHandshake()
 	}
 }
 

@@ -102,7 +102,7 @@ func startNode(f upFlags, log *slog.Logger, stderr io.Writer) (_ *node, err erro
 		return nil, err
 	}
 	if _, err := net.InterfaceByName(f.iface); err == nil {
-		return nil, fmt.Errorf("interface %s already exists: is another overlay-node running? (hint: stop it, or pass --interface NAME)", f.iface)
+		return nil, fmt.Errorf("interface %s is in use: it already exists (hint: stop the overlay-node running on it, or pass --interface NAME)", f.iface)
 	}
 	cfg, err := engineConfig(mesh, self, key)
 	if err != nil {

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/overlay-node/overlay-node/crypto"
+	"github.com/overlay-node/overlay-node/internal/nstest"
+)
+
+// meshNode is one node of a namespace test mesh.
+type meshNode struct {
+	name    string
+	host    *nstest.Host
+	key     crypto.PrivateKey
+	keyPath string
+	addr    netip.Prefix // overlay address, 10.100.0.i/24
+	subnets []netip.Prefix
+	iface   string
+	proc    *nstest.Proc
+}
+
+// testMesh is a generated mesh.toml over nstest hosts, node i on host i.
+type testMesh struct {
+	t     *testing.T
+	bin   string
+	dir   string
+	path  string
+	nodes []*meshNode
+}
+
+// newTestMesh generates keys and a mesh file for one node per host. Each
+// node's interface name is unique across test binaries because the UAPI
+// socket path is global.
+func newTestMesh(t *testing.T, hosts []*nstest.Host, subnets map[int][]netip.Prefix) *testMesh {
+	t.Helper()
+	m := &testMesh{t: t, bin: nstest.BuildOverlayNode(t), dir: t.TempDir()}
+	var b strings.Builder
+	fmt.Fprintf(&b, "[mesh]\nname = \"e2e\"\nport = 51820\n")
+	for i, h := range hosts {
+		key, err := crypto.GeneratePrivateKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := &meshNode{
+			name:    string(rune('a' + i)),
+			host:    h,
+			key:     key,
+			keyPath: filepath.Join(m.dir, fmt.Sprintf("%c.key", 'a'+i)),
+			addr:    netip.MustParsePrefix(fmt.Sprintf("10.100.0.%d/24", i+1)),
+			subnets: subnets[i],
+			iface:   nstest.UniqueIfName("ovl"),
+		}
+		if err := os.WriteFile(n.keyPath, []byte(key.Base64()+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "\n[[node]]\nname = %q\npublic_key = %q\naddress = %q\nendpoint = \"%s:51820\"\n",
+			n.name, key.PublicKey().String(), n.addr.String(), h.Addr)
+		if len(n.subnets) > 0 {
+			var s []string
+			for _, p := range n.subnets {
+				s = append(s, fmt.Sprintf("%q", p.String()))
+			}
+			fmt.Fprintf(&b, "subnets = [%s]\n", strings.Join(s, ", "))
+		}
+		m.nodes = append(m.nodes, n)
+	}
+	m.path = filepath.Join(m.dir, "mesh.toml")
+	if err := os.WriteFile(m.path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// start runs `overlay-node up` for n and waits until its interface is up.
+func (m *testMesh) start(n *meshNode, extra ...string) {
+	m.t.Helper()
+	args := append([]string{"up", "-c", m.path, "-k", n.keyPath, "--interface", n.iface}, extra...)
+	n.proc = n.host.Start(m.t, m.bin, args...)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if strings.Contains(n.proc.Output(), "node up") {
+			return
+		}
+		if err := n.proc.Wait(20 * time.Millisecond); err != nstest.ErrRunning {
+			m.t.Fatalf("node %s exited: %v\n%s", n.name, err, n.proc.Output())
+		}
+		if time.Now().After(deadline) {
+			m.t.Fatalf("node %s not up after 10s:\n%s", n.name, n.proc.Output())
+		}
+	}
+}
+
+func (m *testMesh) startAll() {
+	for _, n := range m.nodes {
+		m.start(n)
+	}
+}
+
+// ping fails the test unless from reaches addr through the mesh.
+func ping(t *testing.T, from *meshNode, addr netip.Addr) {
+	t.Helper()
+	if err := nstest.Ping(t, from.host, addr.String()); err != nil {
+		t.Fatalf("%s -> %s: %v", from.name, addr, err)
+	}
+}
+
+// transfer moves size bytes over TCP and fails unless they arrive exactly.
+func transfer(t *testing.T, from, to *nstest.Host, toAddr netip.Addr, size int64) {
+	t.Helper()
+	sent, got, err := nstest.Transfer(t, from, to, toAddr.String(), size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sent != got {
+		t.Fatalf("transfer %s -> %s: sha256 sent %x, received %x", from.Name, toAddr, sent, got)
+	}
+}
