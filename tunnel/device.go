@@ -46,8 +46,9 @@ type Device struct {
 	port     uint16
 
 	// Atomic: the peer set is replaced whole, never mutated, so the packet
-	// path reads it without locks.
-	peers atomic.Pointer[peerSet]
+	// path reads it without locks. reconfigure serialises replacements.
+	peers       atomic.Pointer[peerSet]
+	reconfigure sync.Mutex
 
 	indexes     *indexTable
 	handshakes  chan *handshakeElem
@@ -106,28 +107,9 @@ func New(tdev tun.Device, bind conn.Bind, cfg Config, opt Options) (*Device, err
 		handshakes: make(chan *handshakeElem, HandshakeQueueSize),
 		limitedLog: newRateLimitedLogger(opt.Logger, opt.Clock),
 	}
-	set := &peerSet{
-		byKey:      make(map[crypto.PublicKey]*Peer, len(cfg.Peers)),
-		table:      new(routing.Table[*Peer]),
-		byEndpoint: make(map[netip.AddrPort]*Peer),
-	}
-	for i := range cfg.Peers {
-		pc := &cfg.Peers[i]
-		if _, dup := set.byKey[pc.PublicKey]; dup {
-			return nil, fmt.Errorf("peer %q: %w", pc.Name, ErrDuplicatePeer)
-		}
-		p, err := d.newPeer(pc)
-		if err != nil {
-			return nil, err
-		}
-		set.byKey[pc.PublicKey] = p
-		if pc.Endpoint.IsValid() {
-			set.byEndpoint[pc.Endpoint] = p
-		}
-		set.list = append(set.list, p)
-		for _, pfx := range pc.AllowedIPs {
-			set.table.Insert(pfx, p)
-		}
+	set, _, err := d.buildPeerSet(&peerSet{}, cfg.Peers)
+	if err != nil {
+		return nil, err
 	}
 	d.peers.Store(set)
 	return d, nil
@@ -139,14 +121,12 @@ func (d *Device) newPeer(pc *PeerConfig) (*Peer, error) {
 		return nil, fmt.Errorf("peer %q: %w", pc.Name, err)
 	}
 	p := &Peer{
-		device:    d,
-		name:      pc.Name,
-		key:       pc.PublicKey,
-		hs:        hs,
-		cookies:   crypto.NewCookieGenerator(pc.PublicKey),
-		keepalive: pc.PersistentKeepalive,
-		allowed:   append([]netip.Prefix(nil), pc.AllowedIPs...),
+		device:  d,
+		key:     pc.PublicKey,
+		hs:      hs,
+		cookies: crypto.NewCookieGenerator(pc.PublicKey),
 	}
+	p.settings.Store(settingsOf(pc))
 	if pc.Endpoint.IsValid() {
 		ep, err := d.bind.ParseEndpoint(pc.Endpoint.String())
 		if err != nil {
@@ -176,7 +156,7 @@ func (d *Device) Up() error {
 	}
 	// Peers that keep NAT mappings open start at once.
 	for _, p := range d.peers.Load().list {
-		if p.keepalive > 0 {
+		if p.settings.Load().keepalive > 0 {
 			p.sendKeepalive()
 		}
 	}

@@ -191,7 +191,7 @@ func (d *Device) handleResponse(msg []byte, ep conn.Endpoint, now time.Time) {
 	if err := p.hs.ConsumeResponse(&m.Response); err != nil {
 		p.mu.Unlock()
 		p.drop(DropHandshakeInvalid, 1)
-		d.limitedLog.debug("handshake response rejected", "peer", p.name, "err", err)
+		d.limitedLog.debug("handshake response rejected", "peer", p.Name(), "err", err)
 		return
 	}
 	kp, err := p.hs.DeriveKeys()
@@ -210,7 +210,7 @@ func (d *Device) handleResponse(msg []byte, ep conn.Endpoint, now time.Time) {
 	p.timersHandshakeComplete()
 	p.timersAnyAuthenticatedPacketTraversal()
 	p.timersAnyAuthenticatedPacketReceived()
-	d.log.Info("handshake completed", "peer", p.name, "role", "initiator")
+	d.log.Info("handshake completed", "peer", p.Name(), "role", "initiator")
 	// The responder waits for our first packet to confirm the session:
 	// send what was staged, or a keepalive.
 	if !p.sendStaged() {
@@ -233,7 +233,7 @@ func (d *Device) handleCookieReply(msg []byte, now time.Time) {
 		e.peer.drop(DropHandshakeInvalid, 1)
 		return
 	}
-	d.log.Debug("cookie reply accepted", "peer", e.peer.name)
+	d.log.Debug("cookie reply accepted", "peer", e.peer.Name())
 }
 
 // sendInitiation starts (or, when retry, repeats) a handshake. A new
@@ -264,7 +264,7 @@ func (p *Peer) sendInitiation(retry bool) {
 	idx := p.hsIndex
 	p.mu.Unlock()
 	if err != nil {
-		d.limitedLog.warn("cannot create handshake initiation", "peer", p.name, "err", err)
+		d.limitedLog.warn("cannot create handshake initiation", "peer", p.Name(), "err", err)
 		return
 	}
 	m := encap.Initiation{Sender: idx, Initiation: body}

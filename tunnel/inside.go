@@ -216,7 +216,7 @@ func (p *Peer) sealAndSend(sess *session, pkts [][]byte, s *sendScratch, now tim
 		d.udpSendBatch.observe(n)
 		if err := d.bind.Send(s.out, ep.ep); err != nil {
 			p.drop(DropSendFailed, uint64(n))
-			d.limitedLog.warn("send failed", "peer", p.name, "err", err)
+			d.limitedLog.warn("send failed", "peer", p.Name(), "err", err)
 		} else {
 			p.counters.txPackets.Add(uint64(n))
 			p.counters.txBytes.Add(bytes)

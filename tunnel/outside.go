@@ -140,7 +140,7 @@ func (d *Device) receiveBatch(s *recvScratch, n int) {
 		// Authenticated and fresh: only now may it move state.
 		if p.current.Load() != it.sess && p.confirmNext(it.sess) {
 			p.timersHandshakeComplete()
-			d.log.Info("handshake completed", "peer", p.name, "role", "responder")
+			d.log.Info("handshake completed", "peer", p.Name(), "role", "responder")
 			p.sendStaged()
 		}
 		p.setEndpoint(s.eps[i])

@@ -28,14 +28,15 @@ type PeerConfig struct {
 
 // Peer is the engine's state for one remote node.
 type Peer struct {
-	// Immutable after creation.
-	device    *Device
-	name      string
-	key       crypto.PublicKey
-	hs        *crypto.Handshake
-	cookies   *crypto.CookieGenerator
-	keepalive time.Duration
-	allowed   []netip.Prefix
+	// Immutable after creation: a peer is its key.
+	device  *Device
+	key     crypto.PublicKey
+	hs      *crypto.Handshake
+	cookies *crypto.CookieGenerator
+
+	// Atomic: replaced whole when the configuration is reloaded, so a
+	// reload keeps the peer's sessions.
+	settings atomic.Pointer[peerSettings]
 
 	// Atomic: read on every packet.
 	endpoint atomic.Pointer[endpointBox]
@@ -60,6 +61,23 @@ type Peer struct {
 	counters   peerCounters
 }
 
+// peerSettings are the configurable parts of a peer.
+type peerSettings struct {
+	name      string
+	keepalive time.Duration
+	allowed   []netip.Prefix
+	endpoint  netip.AddrPort // as configured; the live one may have roamed
+}
+
+func settingsOf(pc *PeerConfig) *peerSettings {
+	return &peerSettings{
+		name:      pc.Name,
+		keepalive: pc.PersistentKeepalive,
+		allowed:   append([]netip.Prefix(nil), pc.AllowedIPs...),
+		endpoint:  pc.Endpoint,
+	}
+}
+
 // endpointBox lets an interface value live in an atomic.Pointer.
 type endpointBox struct {
 	ep   conn.Endpoint
@@ -67,7 +85,7 @@ type endpointBox struct {
 }
 
 // Name returns the peer's name.
-func (p *Peer) Name() string { return p.name }
+func (p *Peer) Name() string { return p.settings.Load().name }
 
 // PublicKey returns the peer's static public key.
 func (p *Peer) PublicKey() crypto.PublicKey { return p.key }
@@ -83,7 +101,7 @@ func (p *Peer) setEndpoint(ep conn.Endpoint) {
 	}
 	old := p.endpoint.Swap(&endpointBox{ep: ep, addr: addr})
 	if old == nil || old.addr != addr {
-		p.device.log.Info("peer endpoint changed", "peer", p.name, "endpoint", addr.String())
+		p.device.log.Info("peer endpoint changed", "peer", p.Name(), "endpoint", addr.String())
 	}
 }
 

@@ -53,11 +53,12 @@ func (d *Device) Snapshot() Stats {
 		UDPSend:    d.udpSendBatch.snapshot(),
 	}
 	for _, p := range set.list {
+		cfg := p.settings.Load()
 		ps := PeerStats{
-			Name:                p.name,
+			Name:                cfg.name,
 			PublicKey:           p.key,
-			AllowedIPs:          p.allowed,
-			PersistentKeepalive: p.keepalive,
+			AllowedIPs:          cfg.allowed,
+			PersistentKeepalive: cfg.keepalive,
 			RxBytes:             p.counters.rxBytes.Load(),
 			RxPackets:           p.counters.rxPackets.Load(),
 			TxBytes:             p.counters.txBytes.Load(),

@@ -105,7 +105,7 @@ func (p *Peer) expiredRetransmitHandshake() {
 	started := p.handshakeStarted
 	p.mu.Unlock()
 	if p.device.clock.Now().Sub(started) >= RekeyAttemptTime {
-		p.device.log.Info("handshake did not complete, giving up", "peer", p.name,
+		p.device.log.Info("handshake did not complete, giving up", "peer", p.Name(),
 			"after", RekeyAttemptTime.String())
 		p.counters.handshakesFailed.Add(1)
 		p.timers.sendKeepalive.del()
@@ -144,7 +144,7 @@ func (p *Peer) expiredNewHandshake() {
 	if !p.timersActive() {
 		return
 	}
-	p.device.log.Debug("no reply to data, starting a new handshake", "peer", p.name)
+	p.device.log.Debug("no reply to data, starting a new handshake", "peer", p.Name())
 	p.sendInitiation(false)
 }
 
@@ -152,12 +152,12 @@ func (p *Peer) expiredZeroKeyMaterial() {
 	if !p.timersActive() {
 		return
 	}
-	p.device.log.Debug("zeroing keys after long silence", "peer", p.name)
+	p.device.log.Debug("zeroing keys after long silence", "peer", p.Name())
 	p.zeroSessions()
 }
 
 func (p *Peer) expiredPersistentKeepalive() {
-	if p.keepalive > 0 && p.timersActive() {
+	if p.settings.Load().keepalive > 0 && p.timersActive() {
 		p.sendKeepalive()
 	}
 }
@@ -219,7 +219,7 @@ func (p *Peer) timersSessionDerived() {
 
 // timersAnyAuthenticatedPacketTraversal: restart the persistent keepalive.
 func (p *Peer) timersAnyAuthenticatedPacketTraversal() {
-	if p.keepalive > 0 {
-		p.timers.persistentKeepalive.mod(p.keepalive)
+	if p.settings.Load().keepalive > 0 {
+		p.timers.persistentKeepalive.mod(p.settings.Load().keepalive)
 	}
 }

@@ -15,18 +15,19 @@ import (
 // Addressing. Every LAN and site has a namespace of its own, so these fixed
 // private ranges never meet the host's or another test's.
 var (
-	// LANSubnet is the subnet of every LAN; host i (from 1) has address .i.
-	LANSubnet = netip.MustParsePrefix("192.168.100.0/24")
+	// lanSubnet is the subnet of every LAN; host i (from 1) has address .i.
+	lanSubnet = netip.MustParsePrefix("192.168.100.0/24")
 	// siteBase is the first site subnet; site k (from 1) is 10.231.k.0/24.
 	siteBase = netip.MustParseAddr("10.231.0.0")
 )
 
 // A LAN is a set of host namespaces, each with a veth into one bridge that
-// lives in a namespace of its own: a switch with n ports.
+// lives in a namespace of its own: a switch with n ports. Its methods are for
+// the goroutine of the test that made it.
 type LAN struct {
 	// Prefix starts the name of every namespace of this LAN, and no other's.
 	Prefix string
-	// Hosts are the host namespaces; Hosts[i] has address LANSubnet .i+1.
+	// Hosts are the host namespaces; Hosts[i] is 192.168.100.(i+1)/24.
 	Hosts []*Host
 
 	t      testing.TB
@@ -66,11 +67,11 @@ func NewLAN(t testing.TB, n int) *LAN {
 	l.ip(l.bridge, "link", "add", "br0", "type", "bridge")
 	l.ip(l.bridge, "link", "set", "br0", "up")
 
-	addr := LANSubnet.Addr()
+	addr := lanSubnet.Addr()
 	for i := 1; i <= n; i++ {
 		addr = addr.Next()
 		port := fmt.Sprintf("h%d", i)
-		h := &Host{Name: l.addNetns(port), Iface: "eth0", Addr: addr, Subnet: LANSubnet}
+		h := &Host{Name: l.addNetns(port), Iface: "eth0", Addr: addr, Subnet: lanSubnet}
 		l.veth(h.Name, h.Iface, l.bridge, port)
 		l.ip(l.bridge, "link", "set", port, "master", "br0", "up")
 		l.addr(h)

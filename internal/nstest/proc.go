@@ -19,6 +19,9 @@ var ErrRunning = errors.New("process still running")
 // wireguard-go and overlay-node tear down their devices and sockets on SIGTERM.
 const stopGrace = 3 * time.Second
 
+// pipeGrace is how long output is still collected after the process exits.
+const pipeGrace = time.Second
+
 // A Proc is a long-running process started in a namespace by [Host.Start].
 type Proc struct {
 	// Immutable.
@@ -55,6 +58,9 @@ func (h *Host) StartEnv(t testing.TB, env []string, name string, args ...string)
 	p.Cmd.Stdout = &p.out
 	p.Cmd.Stderr = &p.out
 	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// Children that outlive the process hold its output pipe open; don't wait
+	// for them. They die with the namespace.
+	p.Cmd.WaitDelay = pipeGrace
 	if err := p.Cmd.Start(); err != nil {
 		t.Fatalf("nstest: start %s in %s: %v", name, h.Name, err)
 	}

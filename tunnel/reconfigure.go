@@ -1,0 +1,92 @@
+package tunnel
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/overlay-node/overlay-node/crypto"
+	"github.com/overlay-node/overlay-node/routing"
+)
+
+// buildPeerSet makes the peer set for peers, reusing the Peer of every key
+// that old already has, so its sessions, handshake state (and with it the
+// initiation replay protection) and counters survive. It changes nothing
+// that is running: the caller publishes the result or drops it. It returns
+// the peers it created.
+func (d *Device) buildPeerSet(old *peerSet, peers []PeerConfig) (*peerSet, []*Peer, error) {
+	set := &peerSet{
+		byKey:      make(map[crypto.PublicKey]*Peer, len(peers)),
+		table:      new(routing.Table[*Peer]),
+		byEndpoint: make(map[netip.AddrPort]*Peer),
+	}
+	var created []*Peer
+	for i := range peers {
+		pc := &peers[i]
+		if pc.PublicKey.Equal(d.identity.PublicKey()) {
+			return nil, nil, fmt.Errorf("peer %q: has this node's own public key", pc.Name)
+		}
+		if _, dup := set.byKey[pc.PublicKey]; dup {
+			return nil, nil, fmt.Errorf("peer %q: %w", pc.Name, ErrDuplicatePeer)
+		}
+		p := old.byKey[pc.PublicKey]
+		if p == nil {
+			var err error
+			if p, err = d.newPeer(pc); err != nil {
+				return nil, nil, err
+			}
+			created = append(created, p)
+		}
+		set.byKey[pc.PublicKey] = p
+		if pc.Endpoint.IsValid() {
+			set.byEndpoint[pc.Endpoint] = p
+		}
+		set.list = append(set.list, p)
+		for _, pfx := range pc.AllowedIPs {
+			set.table.Insert(pfx, p)
+		}
+	}
+	return set, created, nil
+}
+
+// Reconfigure replaces the peer list, as on a reload of the mesh file.
+// Peers whose key is unchanged keep their sessions; their name, allowed IPs,
+// keepalive and configured endpoint take the new values. Removed peers are
+// stopped and their keys erased. On error nothing has changed.
+func (d *Device) Reconfigure(peers []PeerConfig) error {
+	d.reconfigure.Lock()
+	defer d.reconfigure.Unlock()
+	old := d.peers.Load()
+	set, created, err := d.buildPeerSet(old, peers)
+	if err != nil {
+		return err
+	}
+	// Nothing can fail from here on.
+	for i := range peers {
+		pc := &peers[i]
+		p := set.byKey[pc.PublicKey]
+		prev := p.settings.Swap(settingsOf(pc))
+		if pc.Endpoint.IsValid() && pc.Endpoint != prev.endpoint {
+			if ep, err := d.bind.ParseEndpoint(pc.Endpoint.String()); err == nil {
+				p.endpoint.Store(&endpointBox{ep: ep, addr: pc.Endpoint})
+			}
+		}
+	}
+	d.peers.Store(set)
+	for _, p := range old.list {
+		if set.byKey[p.key] != p {
+			p.stopTimers()
+			p.zeroSessions()
+			p.sendMu.Lock()
+			p.staged = nil
+			p.sendMu.Unlock()
+		}
+	}
+	for _, p := range created {
+		if p.settings.Load().keepalive > 0 && !d.isClosed() {
+			p.sendKeepalive()
+		}
+	}
+	d.log.Info("peers reconfigured", "peers", len(set.list), "added", len(created),
+		"removed", len(old.list)+len(created)-len(set.list))
+	return nil
+}
