@@ -47,6 +47,11 @@ func cmdUp(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return &usageError{msg: "up: " + err.Error() + "\nusage: overlay-node " + upSynopsis}
 	}
+	stopProfiling, err := startProfiling()
+	if err != nil {
+		return err
+	}
+	defer stopProfiling()
 	n, err := startNode(f, log, stderr)
 	if err != nil {
 		return err
