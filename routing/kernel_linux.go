@@ -154,14 +154,7 @@ func (c *kernelConfig) apply(mtu int, addrs, routes []netip.Prefix) error {
 			continue
 		}
 		skip[p] = true
-		r := &netlink.Route{
-			LinkIndex: attrs.Index,
-			Dst:       ipNet(p),
-			Protocol:  unix.RTPROT_BOOT, // what `ip route add` uses
-		}
-		if p.Addr().Is4() {
-			r.Scope = netlink.SCOPE_LINK // no gateway: the destination is on the link
-		}
+		r := c.route(p)
 		if err := c.h.RouteAdd(r); err != nil {
 			return fmt.Errorf("add route %s dev %s: %w", p, c.name, err)
 		}
@@ -263,4 +256,53 @@ func prefixOf(n *net.IPNet, family int) (netip.Prefix, bool) {
 	}
 	bits, _ := n.Mask.Size()
 	return netip.PrefixFrom(a, bits), true
+}
+
+// ChangeRoutes updates the routes through the interface name on a reload:
+// it adds each of add, then deletes each of del. If an add fails, the adds
+// already made are removed again and nothing is deleted, so the routes are
+// as before. A route to delete that is already gone counts as deleted.
+func ChangeRoutes(name string, add, del []netip.Prefix) error {
+	if err := validate(1, nil, append(append([]netip.Prefix(nil), add...), del...)); err != nil {
+		return fmt.Errorf("change routes %s: %w", name, err)
+	}
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("change routes %s: open netlink: %w", name, err)
+	}
+	defer h.Close()
+	c := &kernelConfig{h: h, name: name}
+	if c.link, err = h.LinkByName(name); err != nil {
+		return fmt.Errorf("find link %s: %w", name, err)
+	}
+	for _, p := range add {
+		r := c.route(p)
+		if err := h.RouteAdd(r); err != nil {
+			err = fmt.Errorf("add route %s dev %s: %w", p.Masked(), name, err)
+			if rerr := c.removeRoutes(); rerr != nil {
+				err = fmt.Errorf("%w (roll back: %w)", err, rerr)
+			}
+			return err
+		}
+		c.routes = append(c.routes, r)
+	}
+	c.routes = nil
+	for _, p := range del {
+		c.routes = append(c.routes, c.route(p))
+	}
+	return c.removeRoutes()
+}
+
+// route is the route for p through the link, as `ip route add p dev NAME`.
+func (c *kernelConfig) route(p netip.Prefix) *netlink.Route {
+	p = p.Masked()
+	r := &netlink.Route{
+		LinkIndex: c.link.Attrs().Index,
+		Dst:       ipNet(p),
+		Protocol:  unix.RTPROT_BOOT,
+	}
+	if p.Addr().Is4() {
+		r.Scope = netlink.SCOPE_LINK // no gateway: the destination is on the link
+	}
+	return r
 }

@@ -365,3 +365,31 @@ func TestConfigureInterfaceRollback(t *testing.T) {
 func equalState(a, b linkState) bool {
 	return a.MTU == b.MTU && a.Up == b.Up && slices.Equal(a.Addrs, b.Addrs) && slices.Equal(a.Routes, b.Routes)
 }
+
+func TestChangeRoutes(t *testing.T) {
+	h := enterNetns(t)
+	addLink(t, h, "tun", "ovlr0")
+	undo, err := ConfigureInterface("ovlr0", 1420, prefixes("10.100.0.1/24"), prefixes("172.20.1.0/24", "172.20.2.0/24"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer undo()
+	if err := ChangeRoutes("ovlr0", prefixes("172.20.3.0/24"), prefixes("172.20.1.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	got := stateOf(t, h, "ovlr0").Routes
+	want := []string{"10.100.0.0/24 kernel", "172.20.2.0/24 boot", "172.20.3.0/24 boot", "fe80::/64 kernel"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got routes %v, want %v", got, want)
+	}
+
+	// A failing add (172.20.2.0/24 exists) leaves the routes as they were.
+	before := stateOf(t, h, "ovlr0")
+	err = ChangeRoutes("ovlr0", prefixes("172.20.4.0/24", "172.20.2.0/24"), prefixes("172.20.3.0/24"))
+	if !errors.Is(err, unix.EEXIST) {
+		t.Fatalf("got %v, want EEXIST", err)
+	}
+	if after := stateOf(t, h, "ovlr0"); !slices.Equal(after.Routes, before.Routes) {
+		t.Errorf("failed change left routes %v, want %v", after.Routes, before.Routes)
+	}
+}
