@@ -140,6 +140,7 @@ func (d *Device) handleInitiation(msg []byte, ep conn.Endpoint, now time.Time) {
 		return
 	}
 	p := set.byKey[hs.RemoteKey()]
+	p.counters.rxBytes.Add(uint64(len(msg)))
 	p.setEndpoint(ep)
 
 	p.mu.Lock()
@@ -204,6 +205,7 @@ func (d *Device) handleResponse(msg []byte, ep conn.Endpoint, now time.Time) {
 	}
 	s := &session{kp: kp, peer: p, localIndex: idx, remoteIndex: m.Sender, created: now}
 	d.indexes.bind(idx, s)
+	p.counters.rxBytes.Add(uint64(len(msg)))
 	p.setEndpoint(ep)
 	p.installSession(s, true)
 	p.timersSessionDerived()

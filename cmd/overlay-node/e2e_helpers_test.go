@@ -40,8 +40,7 @@ type testMesh struct {
 func newTestMesh(t *testing.T, hosts []*nstest.Host, subnets map[int][]netip.Prefix) *testMesh {
 	t.Helper()
 	m := &testMesh{t: t, bin: nstest.BuildOverlayNode(t), dir: t.TempDir()}
-	var b strings.Builder
-	fmt.Fprintf(&b, "[mesh]\nname = \"e2e\"\nport = 51820\n")
+	m.path = filepath.Join(m.dir, "mesh.toml")
 	for i, h := range hosts {
 		key, err := crypto.GeneratePrivateKey()
 		if err != nil {
@@ -59,8 +58,20 @@ func newTestMesh(t *testing.T, hosts []*nstest.Host, subnets map[int][]netip.Pre
 		if err := os.WriteFile(n.keyPath, []byte(key.Base64()+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
+		m.nodes = append(m.nodes, n)
+	}
+	m.write(m.nodes)
+	return m
+}
+
+// write writes the mesh file with the given nodes.
+func (m *testMesh) write(nodes []*meshNode) {
+	m.t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "[mesh]\nname = \"e2e\"\nport = 51820\n")
+	for _, n := range nodes {
 		fmt.Fprintf(&b, "\n[[node]]\nname = %q\npublic_key = %q\naddress = %q\nendpoint = \"%s:51820\"\n",
-			n.name, key.PublicKey().String(), n.addr.String(), h.Addr)
+			n.name, n.key.PublicKey().String(), n.addr.String(), n.host.Addr)
 		if len(n.subnets) > 0 {
 			var s []string
 			for _, p := range n.subnets {
@@ -68,13 +79,10 @@ func newTestMesh(t *testing.T, hosts []*nstest.Host, subnets map[int][]netip.Pre
 			}
 			fmt.Fprintf(&b, "subnets = [%s]\n", strings.Join(s, ", "))
 		}
-		m.nodes = append(m.nodes, n)
 	}
-	m.path = filepath.Join(m.dir, "mesh.toml")
 	if err := os.WriteFile(m.path, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
+		m.t.Fatal(err)
 	}
-	return m
 }
 
 // start runs `overlay-node up` for n and waits until its interface is up.

@@ -10,11 +10,15 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
 	"golang.zx2c4.com/wireguard/tun"
 
+	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/control"
+	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/metrics"
+	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/uapi"
 	"github.com/overlay-node/overlay-node/config"
 	"github.com/overlay-node/overlay-node/crypto"
 	"github.com/overlay-node/overlay-node/encap"
@@ -22,11 +26,11 @@ import (
 	"github.com/overlay-node/overlay-node/tunnel"
 )
 
-const upSynopsis = "up -c mesh.toml -k node.key [--interface NAME] [--log-level LEVEL] [--log-format text|json]"
+const upSynopsis = "up -c mesh.toml -k node.key [--interface NAME] [--metrics ADDR] [--log-level LEVEL] [--log-format text|json]"
 
 // upFlags are the settings of `up`.
 type upFlags struct {
-	mesh, key, iface, logLevel, logFormat string
+	mesh, key, iface, metrics, logLevel, logFormat string
 }
 
 func cmdUp(args []string, stdout, stderr io.Writer) error {
@@ -35,6 +39,7 @@ func cmdUp(args []string, stdout, stderr io.Writer) error {
 	c.StringVar(&f.mesh, "c", "", "mesh file shared by all nodes (required)")
 	c.StringVar(&f.key, "k", "", "this node's private key file, mode 0600 (required)")
 	c.StringVar(&f.iface, "interface", "ovl0", "TUN interface name")
+	c.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on `ADDR`/metrics, e.g. 127.0.0.1:9586 (default off)")
 	c.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	c.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	if err := c.parse(args); err != nil {
@@ -60,7 +65,7 @@ func cmdUp(args []string, stdout, stderr io.Writer) error {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
-			log.Warn("reload on SIGHUP is not supported yet; restart to apply mesh file changes")
+			n.reload()
 			continue
 		}
 		log.Info("shutting down", "signal", sig.String())
@@ -86,9 +91,19 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 
 // node is a running daemon and what must be undone to stop it.
 type node struct {
-	log  *slog.Logger
-	dev  *tunnel.Device
-	undo []func() error // run in reverse order
+	log      *slog.Logger
+	dev      *tunnel.Device
+	undo     []func() error // run in reverse order
+	meshPath string
+	key      crypto.PrivateKey
+	iface    string
+
+	// What is running, replaced by a successful reload.
+	mesh   *config.Mesh
+	self   *config.Node
+	routes []netip.Prefix // routed through the interface
+	ctl    *control.Server
+	col    *metrics.Collector // nil without --metrics
 }
 
 // startNode brings the node up. On any error it undoes whatever it did,
@@ -102,10 +117,33 @@ func startNode(f upFlags, log *slog.Logger, stderr io.Writer) (_ *node, err erro
 	if err != nil {
 		return nil, err
 	}
+	loaded := time.Now()
 	self, err := mesh.Self(key.PublicKey())
 	if err != nil {
 		return nil, err
 	}
+
+	n := &node{log: log, meshPath: f.mesh, key: key, iface: f.iface, mesh: mesh, self: self,
+		routes: kernelRoutes(mesh, self)}
+	defer func() {
+		if err != nil {
+			n.stop()
+		}
+	}()
+	// The sockets are claimed before anything else: the UAPI socket path is
+	// global across network namespaces, so it is what tells a second daemon
+	// on this interface name to fail at once.
+	uapiSrv, err := uapi.Listen(f.iface)
+	if err != nil {
+		return nil, err
+	}
+	n.undo = append(n.undo, uapiSrv.Close)
+	ctlSrv, err := control.Listen(control.SocketPath(f.iface))
+	if err != nil {
+		return nil, err
+	}
+	n.ctl = ctlSrv
+	n.undo = append(n.undo, ctlSrv.Close)
 	if _, err := net.InterfaceByName(f.iface); err == nil {
 		return nil, fmt.Errorf("interface %s is in use: it already exists (hint: stop the overlay-node running on it, or pass --interface NAME)", f.iface)
 	}
@@ -114,12 +152,6 @@ func startNode(f upFlags, log *slog.Logger, stderr io.Writer) (_ *node, err erro
 		return nil, err
 	}
 
-	n := &node{log: log}
-	defer func() {
-		if err != nil {
-			n.stop()
-		}
-	}()
 	tdev, err := tun.CreateTUN(f.iface, mesh.MTU)
 	if err != nil {
 		return nil, fmt.Errorf("create TUN %s: %w (hint: run as root or with CAP_NET_ADMIN)", f.iface, err)
@@ -130,13 +162,28 @@ func startNode(f upFlags, log *slog.Logger, stderr io.Writer) (_ *node, err erro
 		return nil, err
 	}
 	n.undo = append(n.undo, n.dev.Close)
-	undoRoutes, err := routing.ConfigureInterface(f.iface, mesh.MTU, self.Addresses, kernelRoutes(mesh, self))
+	undoRoutes, err := routing.ConfigureInterface(f.iface, mesh.MTU, self.Addresses, n.routes)
 	if err != nil {
 		return nil, err
 	}
 	n.undo = append(n.undo, undoRoutes)
 	if err := n.dev.Up(); err != nil {
 		return nil, err
+	}
+	uapiSrv.Serve(n.dev, log)
+	ctlSrv.Serve(n.dev, control.Node{Version: version, Mesh: mesh.Name, Name: self.Name,
+		Interface: f.iface, ConfigHash: mesh.Hash, LoadedAt: loaded}, log)
+	if f.metrics != "" {
+		// Bound once the interface has its addresses: ADDR may be this
+		// node's overlay address, for a Prometheus that scrapes over the mesh.
+		metricsSrv, err := metrics.Listen(f.metrics)
+		if err != nil {
+			return nil, err
+		}
+		n.undo = append(n.undo, metricsSrv.Close)
+		n.col = metrics.NewCollector(n.dev, metrics.Build{Version: version, GoVersion: runtime.Version()},
+			metrics.Node{Mesh: mesh.Name, Name: self.Name, Interface: f.iface, ConfigHash: mesh.Hash, LoadedAt: loaded})
+		metricsSrv.Serve(metrics.NewRegistry(n.col), log)
 	}
 	log.Info("node up", "mesh", mesh.Name, "node", self.Name, "interface", f.iface,
 		"port", n.dev.Port(), "peers", len(cfg.Peers), "public_key", key.PublicKey().String())

@@ -108,7 +108,7 @@ func (l *LAN) AddSite(gw *Host) *Site {
 	l.ip(gw.Name, "link", "set", gwIface, "up")
 	l.addr(s.Host)
 	l.ip(s.Name, "route", "add", "default", "via", s.GatewayAddr.String())
-	err := gw.inNetns(func() error {
+	err := gw.InNetns(func() error {
 		return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1\n"), 0)
 	})
 	if err != nil {

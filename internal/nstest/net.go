@@ -17,11 +17,11 @@ import (
 	"golang.org/x/net/ipv4"
 )
 
-// inNetns runs fn on an OS thread switched into h's namespace. Sockets that fn
+// InNetns runs fn on an OS thread switched into h's namespace. Sockets that fn
 // opens stay in that namespace for their whole life, whichever thread later
 // uses them, so the test process can talk from inside any namespace without a
 // helper binary.
-func (h *Host) inNetns(fn func() error) error {
+func (h *Host) InNetns(fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		// The thread is locked, and returned to the scheduler only if it could
@@ -73,7 +73,7 @@ func Ping(t testing.TB, from *Host, addr string) error {
 		return fmt.Errorf("ping %q: not an IPv4 address", addr)
 	}
 	var conn *icmp.PacketConn
-	err = from.inNetns(func() (err error) {
+	err = from.InNetns(func() (err error) {
 		conn, err = icmp.ListenPacket("ip4:icmp", "0.0.0.0")
 		return err
 	})
@@ -141,7 +141,7 @@ func Transfer(t testing.TB, from, to *Host, toAddr string, size int64) (sent, re
 	}
 
 	var ln *net.TCPListener
-	err = to.inNetns(func() error {
+	err = to.InNetns(func() error {
 		l, err := net.Listen("tcp", net.JoinHostPort(toAddr, "0"))
 		ln, _ = l.(*net.TCPListener)
 		return err
@@ -178,7 +178,7 @@ func Transfer(t testing.TB, from, to *Host, toAddr string, size int64) (sent, re
 	}()
 
 	var conn *net.TCPConn
-	err = from.inNetns(func() error {
+	err = from.InNetns(func() error {
 		c, err := new(net.Dialer).DialContext(ctx, "tcp", ln.Addr().String())
 		conn, _ = c.(*net.TCPConn)
 		return err

@@ -1,0 +1,156 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/overlay-node/overlay-node/tunnel"
+)
+
+// Dir is where the control sockets live, one per interface. Like the
+// WireGuard UAPI directory, it is global, not per network namespace.
+const Dir = "/var/run/overlay-node"
+
+// StatusPath is the URL path of the Status object.
+const StatusPath = "/v1/status"
+
+// SocketPath returns the control socket of the interface iface.
+func SocketPath(iface string) string { return filepath.Join(Dir, iface+".sock") }
+
+// ErrInUse means another live process serves the socket.
+var ErrInUse = errors.New("in use")
+
+// Server limits: a request is one small GET from the local machine.
+const (
+	readHeaderTimeout = 5 * time.Second
+	writeTimeout      = 10 * time.Second
+	shutdownTimeout   = 2 * time.Second
+)
+
+// Source is what the server reads: *tunnel.Device satisfies it.
+type Source interface {
+	Snapshot() tunnel.Stats
+}
+
+// Server serves the control API on a unix socket.
+type Server struct {
+	// Immutable.
+	ln   *net.UnixListener
+	path string
+
+	// Set by Serve.
+	srv  *http.Server
+	src  Source
+	done chan struct{} // closed when serving stops; nil before Serve
+
+	// Atomic: replaced whole when the mesh file is reloaded.
+	node atomic.Pointer[Node]
+}
+
+// Listen claims the socket at path, mode 0600, creating its directory if
+// need be. A live socket there fails with ErrInUse; a stale one, left by a
+// process that was killed, is replaced. Nothing is answered until Serve.
+// Close removes the socket.
+func Listen(path string) (*Server, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := removeStale(path); err != nil {
+		return nil, err
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	// The socket is created under the process umask; it is narrowed before
+	// anything is served on it.
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	return &Server{ln: ln, path: path}, nil
+}
+
+// removeStale removes a socket at path that no process answers on.
+func removeStale(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	if fi.Mode().Type() != fs.ModeSocket {
+		return fmt.Errorf("control socket %s: exists and is not a socket (hint: remove it)", path)
+	}
+	if c, err := net.Dial("unix", path); err == nil {
+		c.Close()
+		return fmt.Errorf("control socket %s %w: another overlay-node answers on it", path, ErrInUse)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("control socket: remove stale %s: %w", path, err)
+	}
+	return nil
+}
+
+// Path returns the socket's path.
+func (s *Server) Path() string { return s.path }
+
+// SetNode replaces the node's identity, as after a reload.
+func (s *Server) SetNode(n Node) { s.node.Store(&n) }
+
+// Serve answers requests in the background until Close, reading src for
+// every status.
+func (s *Server) Serve(src Source, node Node, log *slog.Logger) {
+	s.src = src
+	s.SetNode(node)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+StatusPath, s.handleStatus)
+	s.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: readHeaderTimeout,
+		WriteTimeout:      writeTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	s.done = make(chan struct{})
+	go func() {
+		defer close(s.done)
+		if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("control socket closed; overlay-node status no longer sees this node", "socket", s.path, "err", err)
+		}
+	}()
+	log.Info("serving control socket", "socket", s.path)
+}
+
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	st := NewStatus(s.src.Snapshot(), *s.node.Load(), time.Now())
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(st)
+}
+
+// Close stops serving and removes the socket.
+func (s *Server) Close() error {
+	if s.srv == nil {
+		return s.ln.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	err := s.srv.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = s.srv.Close()
+	}
+	<-s.done
+	return err
+}

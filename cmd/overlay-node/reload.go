@@ -1,0 +1,98 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/control"
+	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/metrics"
+	"github.com/overlay-node/overlay-node/config"
+	"github.com/overlay-node/overlay-node/routing"
+)
+
+// reload re-reads the mesh file on SIGHUP and applies it all or nothing:
+// on any problem the running configuration stays as it was, and the log
+// says why. Peers whose key is unchanged keep their sessions.
+func (n *node) reload() {
+	if err := n.tryReload(); err != nil {
+		var list config.ErrorList
+		if errors.As(err, &list) {
+			for _, e := range list {
+				n.log.Error("reload: " + e.Error())
+			}
+			err = fmt.Errorf("%d problem(s) in %s", len(list), n.meshPath)
+		}
+		n.log.Error("reload failed; keeping the running configuration", "err", err)
+	}
+}
+
+func (n *node) tryReload() error {
+	mesh, err := config.Load(n.meshPath)
+	if err != nil {
+		return err
+	}
+	self, err := mesh.Self(n.key.PublicKey())
+	if err != nil {
+		return err
+	}
+	if what := restartOnlyChange(n.mesh, n.self, mesh, self); what != "" {
+		return fmt.Errorf("%s changes only on restart", what)
+	}
+	cfg, err := engineConfig(mesh, self, n.key)
+	if err != nil {
+		return err
+	}
+	routes := kernelRoutes(mesh, self)
+	add, del := prefixDiff(routes, n.routes), prefixDiff(n.routes, routes)
+	if err := routing.ChangeRoutes(n.iface, add, nil); err != nil {
+		return err
+	}
+	if err := n.dev.Reconfigure(cfg.Peers); err != nil {
+		if rerr := routing.ChangeRoutes(n.iface, nil, add); rerr != nil {
+			err = fmt.Errorf("%w (roll back routes: %w)", err, rerr)
+		}
+		return err
+	}
+	if err := routing.ChangeRoutes(n.iface, nil, del); err != nil {
+		n.log.Warn("reload: could not remove old routes", "err", err)
+	}
+	n.mesh, n.self, n.routes = mesh, self, routes
+	loaded := time.Now()
+	n.ctl.SetNode(control.Node{Version: version, Mesh: mesh.Name, Name: self.Name,
+		Interface: n.iface, ConfigHash: mesh.Hash, LoadedAt: loaded})
+	if n.col != nil {
+		n.col.SetNode(metrics.Node{Mesh: mesh.Name, Name: self.Name, Interface: n.iface,
+			ConfigHash: mesh.Hash, LoadedAt: loaded})
+	}
+	n.log.Info("mesh file reloaded", "mesh", mesh.Name, "hash", mesh.Hash, "peers", len(cfg.Peers),
+		"routes_added", len(add), "routes_removed", len(del))
+	return nil
+}
+
+// restartOnlyChange names what changed that a running node cannot apply:
+// the interface's MTU and addresses and the UDP port.
+func restartOnlyChange(oldMesh *config.Mesh, oldSelf *config.Node, mesh *config.Mesh, self *config.Node) string {
+	switch {
+	case mesh.MTU != oldMesh.MTU:
+		return "[mesh] mtu"
+	case self.Port != oldSelf.Port:
+		return fmt.Sprintf("the listen port of node %q", self.Name)
+	case !slices.Equal(self.Addresses, oldSelf.Addresses):
+		return fmt.Sprintf("the address of node %q", self.Name)
+	}
+	return ""
+}
+
+// prefixDiff returns the prefixes of a that are not in b.
+func prefixDiff(a, b []netip.Prefix) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range a {
+		if !slices.Contains(b, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
