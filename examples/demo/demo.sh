@@ -136,7 +136,10 @@ in_ns a "$BIN" status --interface "ovl-$P-a"
 
 step "what node a exports to Prometheus (excerpt)"
 in_ns a bash -c 'exec 3<>/dev/tcp/127.0.0.1/9586; printf "GET /metrics HTTP/1.0\r\n\r\n" >&3; cat <&3' |
-	grep -E '^overlay_(peer_(rx|tx)_bytes_total|peer_last_handshake|drops_total)' | head -20
+	grep -E '^overlay_(peer_(receive|transmit)_bytes_total|peer_last_handshake|drops_total\{reason="(no_route|malformed|replay|source_not_allowed)")' | head -20
+
+step "stock tools see it too: wg show"
+if command -v wg >/dev/null; then in_ns a wg show "ovl-$P-a"; else echo "(wg not installed: make deps)"; fi
 
 step "logs of node c"
 cat "$WORK/c.log"
