@@ -70,6 +70,10 @@ func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 		return fmt.Errorf("encaptest: send of %d datagrams exceeds batch size %d", len(bufs), n)
 	}
 	b.sent.Add(uint64(len(bufs)))
+	if b.discard.Load() {
+		b.mu.Unlock()
+		return nil
+	}
 	pkts := make([][]byte, len(bufs))
 	for i, buf := range bufs {
 		pkts[i] = clone(buf)

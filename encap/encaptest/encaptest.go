@@ -80,7 +80,12 @@ type Bind struct {
 	rng       *rand.Rand // nil for a perfect link
 
 	sent, lost, unroutable, injected, overflow, received atomic.Uint64
+	discard                                              atomic.Bool
 }
+
+// SetDiscard makes Send count datagrams as sent and forget them, without
+// copying, so tests can measure the sender's own allocations.
+func (b *Bind) SetDiscard(on bool) { b.discard.Store(on) }
 
 // session is the state of one Open..Close period. ReceiveFuncs capture their
 // session, so that those of an earlier Open keep returning net.ErrClosed

@@ -3,6 +3,7 @@ package tunneltest
 import (
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"golang.zx2c4.com/wireguard/tun"
 )
@@ -23,7 +24,17 @@ type TUN struct {
 	closed  bool
 	done    chan struct{}
 	Dropped int
+
+	discard atomic.Bool // Write counts and forgets, for allocation tests
+	written atomic.Uint64
 }
+
+// SetDiscard makes Write drop packets after counting them, so tests can
+// measure the engine's own allocations.
+func (t *TUN) SetDiscard(on bool) { t.discard.Store(on) }
+
+// Written returns how many packets Write has accepted.
+func (t *TUN) Written() uint64 { return t.written.Load() }
 
 // NewTUN returns a TUN with the given MTU and batch size.
 func NewTUN(mtu, batch int) *TUN {
@@ -72,8 +83,12 @@ func (t *TUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	}
 }
 
-// Write copies each bufs[i][offset:] to Outbound.
+// Write copies each bufs[i][offset:] to Outbound, unless discarding.
 func (t *TUN) Write(bufs [][]byte, offset int) (int, error) {
+	t.written.Add(uint64(len(bufs)))
+	if t.discard.Load() {
+		return len(bufs), nil
+	}
 	for _, b := range bufs {
 		select {
 		case t.Outbound <- append([]byte(nil), b[offset:]...):
