@@ -35,7 +35,7 @@ func FuzzConsumeInitiation(f *testing.F) {
 	f.Add(make([]byte, 148))
 	f.Add([]byte{})
 	low := bytes.Clone(valid)
-	lowKey := mustHexKey(f, lowOrderPoints[2])
+	lowKey := mustHexKey(f, lowOrderHex[2])
 	copy(low, lowKey[:])
 	f.Add(low)
 	checker := NewCookieChecker(p.b.PublicKey())

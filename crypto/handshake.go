@@ -90,13 +90,17 @@ type Handshake struct {
 	local  *Identity
 	remote PublicKey
 	psk    PresharedKey
-	ss     [KeySize]byte  // DH(local static, remote static), fixed per pair
 	start  symmetricState // state after "<- s" with the remote's key
 	// newEphemeral makes ephemeral keys; tests replace it to make
 	// handshakes reproducible.
 	newEphemeral func() (PrivateKey, error)
 
 	mu sync.Mutex
+	// Guarded by mu. ss is DH(local static, remote static), fixed per pair
+	// but computed on first use: a mesh of thousands of mostly idle peers
+	// should not pay a Curve25519 operation per peer at start.
+	ss      [KeySize]byte
+	ssReady bool
 	// Guarded by mu; zeroed by Clear and DeriveKeys.
 	state           handshakeState
 	noise           symmetricState
@@ -112,19 +116,30 @@ type Handshake struct {
 // as the preshared key (zero for none). It returns ErrLowOrderKey if remote
 // is low order: no session with such a key can be secret.
 func (id *Identity) NewHandshake(remote PublicKey, psk PresharedKey) (*Handshake, error) {
-	ss, err := id.private.sharedSecret(remote)
-	if err != nil {
-		return nil, fmt.Errorf("peer %v: %w", remote, err)
+	if remote.IsLowOrder() {
+		return nil, fmt.Errorf("peer %v: %w", remote, ErrLowOrderKey)
 	}
 	return &Handshake{
 		local:  id,
 		remote: remote,
 		psk:    psk,
-		ss:     ss,
 		start:  newSymmetricState(wireguardPrologue, remote),
 
 		newEphemeral: GeneratePrivateKey,
 	}, nil
+}
+
+// staticSecretLocked computes ss on first use. h.mu must be held.
+func (h *Handshake) staticSecretLocked() error {
+	if h.ssReady {
+		return nil
+	}
+	ss, err := h.local.private.sharedSecret(h.remote)
+	if err != nil {
+		return fmt.Errorf("peer %v: %w", h.remote, err)
+	}
+	h.ss, h.ssReady = ss, true
+	return nil
 }
 
 // RemoteKey returns the static public key of the peer.
@@ -143,6 +158,9 @@ func (h *Handshake) CreateInitiation(now time.Time) (Initiation, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 
+	if err := h.staticSecretLocked(); err != nil {
+		return Initiation{}, err
+	}
 	ts := nextTimestamp(h.lastSent, now)
 	st := h.start
 	m, err := st.writeMessageOne(h.local, &e, h.remote, &h.ss, ts[:])
@@ -180,6 +198,9 @@ func (id *Identity) ConsumeInitiation(msg *Initiation, now time.Time, lookup fun
 
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if err := h.staticSecretLocked(); err != nil {
+		return nil, err
+	}
 	var ts tai64n.Timestamp
 	if _, err := st.readMessageOnePayload(ts[:0], &h.ss, &m); err != nil {
 		return nil, err

@@ -138,16 +138,49 @@ func (k *PrivateKey) sharedSecret(pub PublicKey) ([KeySize]byte, error) {
 	return [KeySize]byte(ss), nil
 }
 
-// lowOrderProbe is any clamped scalar. Clamping makes every scalar a
-// multiple of the cofactor 8, so X25519(probe, P) is zero exactly for the
-// points of order 1, 2, 4 or 8 (and their non-canonical encodings).
-var lowOrderProbe = PrivateKey{0: 8, 31: 64}
+// lowOrderPoints are the u-coordinates of Curve25519's points of order 1,
+// 2, 4 and 8 (on the curve and its twist), little endian, including the
+// non-canonical encodings p and p+1: X25519 with any of them gives zero for
+// every clamped scalar. X25519 ignores the top bit, so IsLowOrder masks it.
+var lowOrderPoints = [...][KeySize]byte{
+	{},     // 0
+	{0: 1}, // 1
+	{0xe0, 0xeb, 0x7a, 0x7c, 0x3b, 0x41, 0xb8, 0xae, 0x16, 0x56, 0xe3, 0xfa, 0xf1, 0x9f, 0xc4, 0x6a,
+		0xda, 0x09, 0x8d, 0xeb, 0x9c, 0x32, 0xb1, 0xfd, 0x86, 0x62, 0x05, 0x16, 0x5f, 0x49, 0xb8, 0x00},
+	{0x5f, 0x9c, 0x95, 0xbc, 0xa3, 0x50, 0x8c, 0x24, 0xb1, 0xd0, 0xb1, 0x55, 0x9c, 0x83, 0xef, 0x5b,
+		0x04, 0x44, 0x5c, 0xc4, 0x58, 0x1c, 0x8e, 0x86, 0xd8, 0x22, 0x4e, 0xdd, 0xd0, 0x9f, 0x11, 0x57},
+	pMinus(1), // p-1
+	pMinus(0), // p
+	pPlus1(),  // p+1
+}
+
+// pMinus returns p-d for small d, little endian: p = 2^255 - 19.
+func pMinus(d byte) (k [KeySize]byte) {
+	for i := range k {
+		k[i] = 0xff
+	}
+	k[0], k[31] = 0xed-d, 0x7f
+	return k
+}
+
+func pPlus1() [KeySize]byte {
+	k := pMinus(0)
+	k[0]++
+	return k
+}
 
 // IsLowOrder reports whether k is in Curve25519's small subgroup, that is,
 // whether X25519 with it yields the all-zero value for every private key.
+// It compares against the known points rather than doing a scalar
+// multiplication, so checking a mesh of thousands of keys is cheap.
 func (k PublicKey) IsLowOrder() bool {
-	_, err := lowOrderProbe.sharedSecret(k)
-	return err != nil
+	masked := [KeySize]byte(k)
+	masked[31] &= 0x7f
+	found := 0
+	for i := range lowOrderPoints {
+		found |= subtle.ConstantTimeCompare(masked[:], lowOrderPoints[i][:])
+	}
+	return found == 1
 }
 
 // Base64 returns k in the format of `wg genkey`. It is the one way to print

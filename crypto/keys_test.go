@@ -13,10 +13,10 @@ import (
 	"testing"
 )
 
-// lowOrderPoints are the canonical encodings of the Curve25519 points of
+// lowOrderHex are the canonical encodings of the Curve25519 points of
 // order 1, 2, 4 and 8 (libsodium's blocklist). TestLowOrder adds each one
 // with the top bit set, which X25519 ignores (RFC 7748 section 5).
-var lowOrderPoints = []string{
+var lowOrderHex = []string{
 	"0000000000000000000000000000000000000000000000000000000000000000", // 0, order 4
 	"0100000000000000000000000000000000000000000000000000000000000000", // 1, order 1
 	"e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800", // order 8
@@ -280,7 +280,7 @@ func TestEqualIsZero(t *testing.T) {
 
 func TestLowOrder(t *testing.T) {
 	id := NewIdentity(testKey("low order"))
-	for _, s := range lowOrderPoints {
+	for _, s := range lowOrderHex {
 		canonical := PublicKey(mustHexKey(t, s))
 		topBit := canonical
 		topBit[31] |= 0x80
@@ -302,6 +302,35 @@ func TestLowOrder(t *testing.T) {
 		pub := testKey(fmt.Sprint("ordinary", i)).PublicKey()
 		if pub.IsLowOrder() {
 			t.Errorf("IsLowOrder(%v): got true, want false", pub)
+		}
+	}
+}
+
+// IsLowOrder's table agrees with the definition: X25519 with a clamped
+// scalar gives zero. Checked on the table itself with and without the top
+// bit, on near misses, and on random keys.
+func TestIsLowOrderMatchesX25519(t *testing.T) {
+	probe := PrivateKey{0: 8, 31: 64}
+	reference := func(k PublicKey) bool {
+		_, err := probe.sharedSecret(k)
+		return err != nil
+	}
+	var keys []PublicKey
+	for _, p := range lowOrderPoints {
+		for _, top := range []byte{0, 0x80} {
+			k := PublicKey(p)
+			k[31] |= top
+			keys = append(keys, k)
+			k[5] ^= 1 // a near miss
+			keys = append(keys, k)
+		}
+	}
+	for i := 0; i < 1000; i++ {
+		keys = append(keys, testKey(fmt.Sprint(i)).PublicKey())
+	}
+	for _, k := range keys {
+		if got, want := k.IsLowOrder(), reference(k); got != want {
+			t.Errorf("%x: got IsLowOrder %v, X25519 says %v", k, got, want)
 		}
 	}
 }

@@ -154,7 +154,7 @@ func TestLowOrderEphemeral(t *testing.T) {
 	init, _ := p.ab.CreateInitiation(t0)
 	p.b.ConsumeInitiation(&init, t0, p.lookupB)
 	resp, _ := p.ba.CreateResponse()
-	for _, s := range lowOrderPoints {
+	for _, s := range lowOrderHex {
 		e := PublicKey(mustHexKey(t, s))
 		bad := init
 		bad.Ephemeral = e

@@ -116,16 +116,10 @@ func New(tdev tun.Device, bind conn.Bind, cfg Config, opt Options) (*Device, err
 }
 
 func (d *Device) newPeer(pc *PeerConfig) (*Peer, error) {
-	hs, err := d.identity.NewHandshake(pc.PublicKey, pc.PresharedKey)
-	if err != nil {
-		return nil, fmt.Errorf("peer %q: %w", pc.Name, err)
+	if pc.PublicKey.IsLowOrder() {
+		return nil, fmt.Errorf("peer %q: %w", pc.Name, crypto.ErrLowOrderKey)
 	}
-	p := &Peer{
-		device:  d,
-		key:     pc.PublicKey,
-		hs:      hs,
-		cookies: crypto.NewCookieGenerator(pc.PublicKey),
-	}
+	p := &Peer{device: d, key: pc.PublicKey, psk: pc.PresharedKey}
 	p.settings.Store(settingsOf(pc))
 	if pc.Endpoint.IsValid() {
 		ep, err := d.bind.ParseEndpoint(pc.Endpoint.String())

@@ -130,7 +130,7 @@ func (d *Device) handleInitiation(msg []byte, ep conn.Endpoint, now time.Time) {
 	set := d.peers.Load()
 	hs, err := d.identity.ConsumeInitiation(&m.Initiation, now, func(k crypto.PublicKey) *crypto.Handshake {
 		if p := set.byKey[k]; p != nil {
-			return p.hs
+			return p.crypto().hs
 		}
 		return nil
 	})
@@ -144,13 +144,13 @@ func (d *Device) handleInitiation(msg []byte, ep conn.Endpoint, now time.Time) {
 	p.setEndpoint(ep)
 
 	p.mu.Lock()
-	resp, err := p.hs.CreateResponse()
+	resp, err := p.crypto().hs.CreateResponse()
 	if err != nil {
 		p.mu.Unlock()
 		p.drop(DropHandshakeInvalid, 1)
 		return
 	}
-	kp, err := p.hs.DeriveKeys()
+	kp, err := p.crypto().hs.DeriveKeys()
 	p.mu.Unlock()
 	if err != nil {
 		p.drop(DropHandshakeInvalid, 1)
@@ -164,7 +164,7 @@ func (d *Device) handleInitiation(msg []byte, ep conn.Endpoint, now time.Time) {
 	out := encap.Response{Sender: s.localIndex, Receiver: m.Sender, Response: resp}
 	var buf [encap.ResponseSize]byte
 	out.MarshalTo(buf[:])
-	p.cookies.AddMACs(buf[:], now)
+	p.crypto().cookies.AddMACs(buf[:], now)
 	p.timersSessionDerived()
 	p.timersAnyAuthenticatedPacketTraversal()
 	p.timersAnyAuthenticatedPacketSent()
@@ -189,13 +189,13 @@ func (d *Device) handleResponse(msg []byte, ep conn.Endpoint, now time.Time) {
 		p.drop(DropHandshakeInvalid, 1)
 		return
 	}
-	if err := p.hs.ConsumeResponse(&m.Response); err != nil {
+	if err := p.crypto().hs.ConsumeResponse(&m.Response); err != nil {
 		p.mu.Unlock()
 		p.drop(DropHandshakeInvalid, 1)
 		d.limitedLog.debug("handshake response rejected", "peer", p.Name(), "err", err)
 		return
 	}
-	kp, err := p.hs.DeriveKeys()
+	kp, err := p.crypto().hs.DeriveKeys()
 	idx := p.hsIndex
 	p.hsIndex = 0
 	p.mu.Unlock()
@@ -231,7 +231,7 @@ func (d *Device) handleCookieReply(msg []byte, now time.Time) {
 		d.drops.add(DropHandshakeInvalid, 1)
 		return
 	}
-	if err := e.peer.cookies.ConsumeReply(&m.CookieReply, now); err != nil {
+	if err := e.peer.crypto().cookies.ConsumeReply(&m.CookieReply, now); err != nil {
 		e.peer.drop(DropHandshakeInvalid, 1)
 		return
 	}
@@ -262,7 +262,7 @@ func (p *Peer) sendInitiation(retry bool) {
 		d.indexes.release(p.hsIndex)
 	}
 	p.hsIndex = d.indexes.allocate(p)
-	body, err := p.hs.CreateInitiation(now)
+	body, err := p.crypto().hs.CreateInitiation(now)
 	idx := p.hsIndex
 	p.mu.Unlock()
 	if err != nil {
@@ -272,11 +272,11 @@ func (p *Peer) sendInitiation(retry bool) {
 	m := encap.Initiation{Sender: idx, Initiation: body}
 	var buf [encap.InitiationSize]byte
 	m.MarshalTo(buf[:])
-	p.cookies.AddMACs(buf[:], now)
+	p.crypto().cookies.AddMACs(buf[:], now)
 	p.timersAnyAuthenticatedPacketTraversal()
 	p.timersAnyAuthenticatedPacketSent()
+	p.timersHandshakeInitiated() // before sending: the response may beat Send back
 	p.sendRawToPeer(buf[:])
-	p.timersHandshakeInitiated()
 }
 
 // requestHandshake starts a handshake from the packet path without

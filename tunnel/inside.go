@@ -213,6 +213,13 @@ func (p *Peer) sealAndSend(sess *session, pkts [][]byte, s *sendScratch, now tim
 		data = data || len(t.pkts[i]) > encap.TransportHeaderSize+crypto.TagSize
 	}
 	if n > 0 {
+		// Timers first: the reply can arrive, and disarm them, before
+		// Send returns.
+		p.timersAnyAuthenticatedPacketTraversal()
+		p.timersAnyAuthenticatedPacketSent()
+		if data {
+			p.timersDataSent()
+		}
 		d.udpSendBatch.observe(n)
 		if err := d.bind.Send(s.out, ep.ep); err != nil {
 			p.drop(DropSendFailed, uint64(n))
@@ -220,11 +227,6 @@ func (p *Peer) sealAndSend(sess *session, pkts [][]byte, s *sendScratch, now tim
 		} else {
 			p.counters.txPackets.Add(uint64(n))
 			p.counters.txBytes.Add(bytes)
-		}
-		p.timersAnyAuthenticatedPacketTraversal()
-		p.timersAnyAuthenticatedPacketSent()
-		if data {
-			p.timersDataSent()
 		}
 	}
 	p.keepKeyFreshSending(sess, now)

@@ -29,10 +29,14 @@ type PeerConfig struct {
 // Peer is the engine's state for one remote node.
 type Peer struct {
 	// Immutable after creation: a peer is its key.
-	device  *Device
-	key     crypto.PublicKey
-	hs      *crypto.Handshake
-	cookies *crypto.CookieGenerator
+	device *Device
+	key    crypto.PublicKey
+	psk    crypto.PresharedKey
+
+	// Atomic, created on first use by crypto(): an idle peer of a large
+	// mesh needs no handshake state.
+	hsState atomic.Pointer[peerCrypto]
+	hsInit  sync.Mutex
 
 	// Atomic: replaced whole when the configuration is reloaded, so a
 	// reload keeps the peer's sessions.
@@ -59,6 +63,32 @@ type Peer struct {
 	initiating atomic.Bool // a goroutine is sending an initiation
 	timers     peerTimers
 	counters   peerCounters
+}
+
+// peerCrypto is a peer's handshake and cookie state.
+type peerCrypto struct {
+	hs      *crypto.Handshake
+	cookies *crypto.CookieGenerator
+}
+
+// crypto returns the peer's handshake state, creating it on first use.
+func (p *Peer) crypto() *peerCrypto {
+	if c := p.hsState.Load(); c != nil {
+		return c
+	}
+	p.hsInit.Lock()
+	defer p.hsInit.Unlock()
+	if c := p.hsState.Load(); c != nil {
+		return c
+	}
+	// newPeer checked the key, so NewHandshake cannot fail here.
+	hs, err := p.device.identity.NewHandshake(p.key, p.psk)
+	if err != nil {
+		panic("tunnel: handshake with a key newPeer accepted: " + err.Error())
+	}
+	c := &peerCrypto{hs: hs, cookies: crypto.NewCookieGenerator(p.key)}
+	p.hsState.Store(c)
+	return c
 }
 
 // peerSettings are the configurable parts of a peer.
@@ -175,7 +205,9 @@ func (p *Peer) zeroSessions() {
 		p.device.indexes.release(p.hsIndex)
 		p.hsIndex = 0
 	}
-	p.hs.Clear()
+	if c := p.hsState.Load(); c != nil {
+		c.hs.Clear()
+	}
 	p.mu.Unlock()
 }
 

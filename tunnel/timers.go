@@ -11,34 +11,68 @@ import (
 // arms or disarms timers; each timer's expiry is one function. All of it
 // runs on the device's Clock so tests can step through it.
 
-// protoTimer is a Clock timer that knows whether it is pending.
+// protoTimer is a Clock timer that knows whether it is pending. The
+// underlying timer is created the first time it is armed: most peers of a
+// large mesh are idle and never arm most of their timers, and five timers
+// per peer would be most of an idle peer's memory.
 type protoTimer struct {
 	mu      sync.Mutex
-	t       Timer
+	peer    *Peer
+	kind    timerKind
+	t       Timer // nil until first armed
 	pending bool
 }
 
-func (pt *protoTimer) init(c Clock, f func()) {
-	pt.t = c.AfterFunc(time.Hour, func() {
-		pt.mu.Lock()
-		pt.pending = false
-		pt.mu.Unlock()
-		f()
-	})
-	pt.t.Stop()
+// timerKind names which expiry handler a protoTimer runs.
+type timerKind uint8
+
+const (
+	timerRetransmitHandshake timerKind = iota
+	timerSendKeepalive
+	timerNewHandshake
+	timerZeroKeyMaterial
+	timerPersistentKeepalive
+)
+
+func (pt *protoTimer) init(p *Peer, k timerKind) { pt.peer, pt.kind = p, k }
+
+// expire runs on the clock's goroutine when the timer fires.
+func (pt *protoTimer) expire() {
+	pt.mu.Lock()
+	pt.pending = false
+	pt.mu.Unlock()
+	p := pt.peer
+	switch pt.kind {
+	case timerRetransmitHandshake:
+		p.expiredRetransmitHandshake()
+	case timerSendKeepalive:
+		p.expiredSendKeepalive()
+	case timerNewHandshake:
+		p.expiredNewHandshake()
+	case timerZeroKeyMaterial:
+		p.expiredZeroKeyMaterial()
+	case timerPersistentKeepalive:
+		p.expiredPersistentKeepalive()
+	}
 }
 
 func (pt *protoTimer) mod(d time.Duration) {
 	pt.mu.Lock()
 	pt.pending = true
-	pt.t.Reset(d)
+	if pt.t == nil {
+		pt.t = pt.peer.device.clock.AfterFunc(d, pt.expire)
+	} else {
+		pt.t.Reset(d)
+	}
 	pt.mu.Unlock()
 }
 
 func (pt *protoTimer) del() {
 	pt.mu.Lock()
 	pt.pending = false
-	pt.t.Stop()
+	if pt.t != nil {
+		pt.t.Stop()
+	}
 	pt.mu.Unlock()
 }
 
@@ -62,12 +96,11 @@ type peerTimers struct {
 }
 
 func (p *Peer) initTimers() {
-	c := p.device.clock
-	p.timers.retransmitHandshake.init(c, p.expiredRetransmitHandshake)
-	p.timers.sendKeepalive.init(c, p.expiredSendKeepalive)
-	p.timers.newHandshake.init(c, p.expiredNewHandshake)
-	p.timers.zeroKeyMaterial.init(c, p.expiredZeroKeyMaterial)
-	p.timers.persistentKeepalive.init(c, p.expiredPersistentKeepalive)
+	p.timers.retransmitHandshake.init(p, timerRetransmitHandshake)
+	p.timers.sendKeepalive.init(p, timerSendKeepalive)
+	p.timers.newHandshake.init(p, timerNewHandshake)
+	p.timers.zeroKeyMaterial.init(p, timerZeroKeyMaterial)
+	p.timers.persistentKeepalive.init(p, timerPersistentKeepalive)
 }
 
 func (p *Peer) stopTimers() {
