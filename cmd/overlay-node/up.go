@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -185,6 +186,9 @@ func startNode(f upFlags, log *slog.Logger, stderr io.Writer) (_ *node, err erro
 			metrics.Node{Mesh: mesh.Name, Name: self.Name, Interface: f.iface, ConfigHash: mesh.Hash, LoadedAt: loaded})
 		metricsSrv.Serve(metrics.NewRegistry(n.col), log)
 	}
+	// Start-up garbage (the parsed file, resolver results) can be a large
+	// part of a big mesh's footprint: hand it back before settling down.
+	debug.FreeOSMemory()
 	log.Info("node up", "mesh", mesh.Name, "node", self.Name, "interface", f.iface,
 		"port", n.dev.Port(), "peers", len(cfg.Peers), "public_key", key.PublicKey().String())
 	return n, nil
