@@ -21,6 +21,11 @@ cleanup() {
 	set +e
 	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
 	for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+	# Anything else still running in our namespaces (iperf3 servers, say).
+	for ns in a b c lan sw; do
+		pids=$(ip netns pids "$P-$ns" 2>/dev/null)
+		[ -n "$pids" ] && kill $pids 2>/dev/null
+	done
 	for ns in a b c lan sw; do ip netns del "$P-$ns" 2>/dev/null; done
 	rm -rf "$WORK"
 }
@@ -98,7 +103,8 @@ step "start overlay-node on a, b and c"
 for n in a b c; do
 	# Interface names differ only because all namespaces share one
 	# /var/run/wireguard; on real hosts every node can use the default.
-	in_ns $n "$BIN" up -c "$WORK/mesh.toml" -k "$WORK/$n.key" --interface "ovl-$P-$n" \
+	# ip netns exec execs the daemon, so $! is the daemon's own PID.
+	ip netns exec "$P-$n" "$BIN" up -c "$WORK/mesh.toml" -k "$WORK/$n.key" --interface "ovl-$P-$n" \
 		--metrics 127.0.0.1:9586 >"$WORK/$n.log" 2>&1 &
 	PIDS+=($!)
 done
