@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -138,6 +139,11 @@ func (c *kernelConfig) apply(mtu int, addrs, routes []netip.Prefix) error {
 	}
 
 	if attrs.Flags&net.FlagUp == 0 {
+		// No IPv6 link-local address, as on a kernel WireGuard interface:
+		// the kernel would otherwise send router solicitations into the
+		// overlay, where no peer owns ff02::2 and they count as drops.
+		// Best effort: it fails only where IPv6 is off.
+		_ = c.h.LinkSetIP6AddrGenMode(link, nl.IN6_ADDR_GEN_MODE_NONE)
 		if err := c.h.LinkSetUp(link); err != nil {
 			return fmt.Errorf("set link %s up: %w", c.name, err)
 		}
