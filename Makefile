@@ -49,8 +49,20 @@ test: deps lint build unit fuzz-smoke
 fuzz:
 	$(MAKE) fuzz-smoke FUZZTIME=60s
 
-bench: build
-	$(GO) test -run '^$$' -bench . -benchmem ./crypto/... ./encap/... ./routing/... ./tunnel/...
+# bench runs the in-process benchmarks, then, as root, the network-namespace
+# side-by-side against wireguard-go (bench/README.md), which prints its table
+# and writes bench/RESULTS.md. BENCH_ROUNDS (3), BENCH_SECONDS (5) and
+# BENCH_PEERS (10000) set its length: about 3 minutes in all by default.
+BENCH_ENGINE_LOG := $(BIN)/bench-engine.txt
+bench: deps build
+	bash -o pipefail -c "$(GO) test -run '^$$' -bench . -benchmem ./crypto/ ./encap/ ./routing/ ./bench/ | tee $(BENCH_ENGINE_LOG)"
+	@if [ "$$(id -u)" != 0 ]; then \
+		echo "bench: skipping the netns side-by-side against wireguard-go: it needs root"; \
+	else \
+		echo "BENCH_VIA='make bench' $(GO) test -tags netbench -run '^TestSideBySide$$' -v -count=1 -timeout 30m ./bench/"; \
+		BENCH_VIA="make bench" BENCH_ENGINE_LOG="$(CURDIR)/$(BENCH_ENGINE_LOG)" \
+			$(GO) test -tags netbench -run '^TestSideBySide$$' -v -count=1 -timeout 30m ./bench/; \
+	fi
 
 demo: build
 	./examples/demo/demo.sh

@@ -38,8 +38,8 @@ func (n *node) tryReload() error {
 	if err != nil {
 		return err
 	}
-	if what := restartOnlyChange(n.mesh, n.self, mesh, self); what != "" {
-		return fmt.Errorf("%s changes only on restart", what)
+	if what := n.fixed.changed(fixedOf(mesh, self)); what != "" {
+		return fmt.Errorf("%s of node %q changes only on restart", what, self.Name)
 	}
 	cfg, err := engineConfig(mesh, self, n.key)
 	if err != nil {
@@ -59,7 +59,7 @@ func (n *node) tryReload() error {
 	if err := routing.ChangeRoutes(n.iface, nil, del); err != nil {
 		n.log.Warn("reload: could not remove old routes", "err", err)
 	}
-	n.mesh, n.self, n.routes = mesh, self, routes
+	n.routes = routes
 	loaded := time.Now()
 	n.ctl.SetNode(control.Node{Version: version, Mesh: mesh.Name, Name: self.Name,
 		Interface: n.iface, ConfigHash: mesh.Hash, LoadedAt: loaded})
@@ -72,16 +72,27 @@ func (n *node) tryReload() error {
 	return nil
 }
 
-// restartOnlyChange names what changed that a running node cannot apply:
-// the interface's MTU and addresses and the UDP port.
-func restartOnlyChange(oldMesh *config.Mesh, oldSelf *config.Node, mesh *config.Mesh, self *config.Node) string {
+// fixedSettings are what a running node cannot change: the interface's
+// MTU and addresses and the UDP port.
+type fixedSettings struct {
+	mtu   int
+	port  uint16
+	addrs []netip.Prefix
+}
+
+func fixedOf(mesh *config.Mesh, self *config.Node) fixedSettings {
+	return fixedSettings{mtu: mesh.MTU, port: self.Port, addrs: self.Addresses}
+}
+
+// changed names the first setting that differs in next, or returns "".
+func (f fixedSettings) changed(next fixedSettings) string {
 	switch {
-	case mesh.MTU != oldMesh.MTU:
-		return "[mesh] mtu"
-	case self.Port != oldSelf.Port:
-		return fmt.Sprintf("the listen port of node %q", self.Name)
-	case !slices.Equal(self.Addresses, oldSelf.Addresses):
-		return fmt.Sprintf("the address of node %q", self.Name)
+	case next.mtu != f.mtu:
+		return "the MTU"
+	case next.port != f.port:
+		return "the listen port"
+	case !slices.Equal(next.addrs, f.addrs):
+		return "the address"
 	}
 	return ""
 }

@@ -99,9 +99,10 @@ type node struct {
 	key      crypto.PrivateKey
 	iface    string
 
-	// What is running, replaced by a successful reload.
-	mesh   *config.Mesh
-	self   *config.Node
+	// What is running, replaced by a successful reload. Only this is kept
+	// of the mesh file, not the parsed file itself: on a large mesh that
+	// would be most of an idle node's memory.
+	fixed  fixedSettings
 	routes []netip.Prefix // routed through the interface
 	ctl    *control.Server
 	col    *metrics.Collector // nil without --metrics
@@ -124,7 +125,7 @@ func startNode(f upFlags, log *slog.Logger, stderr io.Writer) (_ *node, err erro
 		return nil, err
 	}
 
-	n := &node{log: log, meshPath: f.mesh, key: key, iface: f.iface, mesh: mesh, self: self,
+	n := &node{log: log, meshPath: f.mesh, key: key, iface: f.iface, fixed: fixedOf(mesh, self),
 		routes: kernelRoutes(mesh, self)}
 	defer func() {
 		if err != nil {

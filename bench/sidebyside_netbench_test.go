@@ -1,0 +1,198 @@
+//go:build netbench
+
+package bench_test
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/overlay-node/overlay-node/internal/nstest"
+)
+
+// settings are the knobs of a run, from the environment.
+type settings struct {
+	rounds  int // BENCH_ROUNDS: rounds of A then B, at least 1
+	seconds int // BENCH_SECONDS: length of each iperf3 run
+	peers   int // BENCH_PEERS: nodes in the scale mesh; 0 skips it
+}
+
+// loadSettings reads the environment, with the defaults `make bench` uses:
+// 3 rounds of 5 s runs (about 3 minutes), and a 10,000-node mesh.
+func loadSettings(t *testing.T) settings {
+	t.Helper()
+	s := settings{
+		rounds:  envInt(t, "BENCH_ROUNDS", 3, 1),
+		seconds: envInt(t, "BENCH_SECONDS", 5, 1),
+		peers:   envInt(t, "BENCH_PEERS", 10000, 0),
+	}
+	if s.peers == 1 || s.peers == 2 {
+		t.Fatalf("BENCH_PEERS=%d: the scale mesh compares 2 nodes with more, so want 0 (skip it) or at least 3", s.peers)
+	}
+	return s
+}
+
+// envInt returns the integer in the environment variable name, or def if it
+// is unset, failing t if it is not an integer of at least min.
+func envInt(t *testing.T, name string, def, min int) int {
+	t.Helper()
+	str := os.Getenv(name)
+	if str == "" {
+		return def
+	}
+	n, err := strconv.Atoi(str)
+	if err != nil || n < min {
+		t.Fatalf("%s=%q: want an integer of at least %d", name, str, min)
+	}
+	return n
+}
+
+// TestSideBySide is the netns benchmark behind `make bench`: overlay-node and
+// wireguard-go, one pair at a time over the same veth, alternating round by
+// round, then the scale test; it prints the comparison and, if every round
+// succeeded, writes it to RESULTS.md.
+func TestSideBySide(t *testing.T) {
+	nstest.RequireRoot(t)
+	for _, tool := range []string{"iperf3", "ping", "ss"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("the benchmark needs %s (make deps); skipping", tool)
+		}
+	}
+	s := loadSettings(t)
+	started := time.Now()
+	// Build first: nstest's first build sweeps stale nst-PID-* namespaces,
+	// which must happen before newVethPair names its own.
+	nstest.BuildOverlayNode(t)
+	nstest.BuildWireGuardGo(t)
+	p := newVethPair(t)
+	res := newResults()
+	cpu0, err := takeCPUSnapshot()
+	if err != nil {
+		t.Logf("cannot tell other load on the machine: %v", err)
+	}
+
+	for round := 1; round <= s.rounds; round++ {
+		t.Run(fmt.Sprintf("round%d", round), func(t *testing.T) {
+			for i, im := range impls {
+				t.Run(im.name, func(t *testing.T) {
+					res.runs++
+					tp := im.start(t, p)
+					res.add(i, measureRound(t, p, tp, s.seconds))
+				})
+			}
+		})
+	}
+	if s.peers > 0 {
+		t.Run("scale", func(t *testing.T) { runScale(t, p, s, res) })
+	}
+
+	report := res.markdown(newRunInfo(s, started, cpu0))
+	fmt.Printf("\n%s\n", report)
+	want := s.rounds * len(impls)
+	if s.peers > 0 {
+		want += s.rounds * len(impls) * 2
+	}
+	switch {
+	case t.Failed():
+		t.Logf("not writing %s: some measurements failed", resultsFile)
+		return
+	case res.runs < want:
+		t.Logf("not writing %s: -run selected %d of the %d measurements", resultsFile, res.runs, want)
+		return
+	}
+	if err := writeReport(report); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote bench/%s", resultsFile)
+}
+
+// measureRound takes one implementation's figures over a running tunnel:
+// latency first, on the idle path, then single-stream TCP with the CPU and
+// interface counters around it, four-stream TCP, small-packet UDP, and the
+// daemons' memory after all of it. A measurement that fails fails t and is
+// left out of the sample.
+func measureRound(t *testing.T, p *vethPair, tp *tunnelPair, secs int) sample {
+	ctx := t.Context()
+	s := sample{}
+	fail := func(what string, err error) {
+		t.Errorf("%s: %v", what, err)
+	}
+
+	raw, err1 := pingRTT(ctx, p.A, p.B.Addr)
+	tun, err2 := pingRTT(ctx, p.A, overlayB.Addr())
+	if err := firstErr(err1, err2); err != nil {
+		fail("ping", err)
+	} else {
+		s[mRawRTT], s[mAddedRTT] = raw, tun-raw
+	}
+
+	startIperfServer(t, p.B, overlayB.Addr())
+	procs := tp.procs[:]
+	cpu0, errCPU := totalCPU(procs)
+	veth0, errV := readCounters(ctx, p.A, p.A.Iface)
+	tunA0, errA := readCounters(ctx, p.A, tp.ifaces[0])
+	tunB0, errB := readCounters(ctx, p.B, tp.ifaces[1])
+	if r, err := iperf3(ctx, p.A, overlayB.Addr(), secs); err != nil {
+		fail("TCP, 1 stream", err)
+	} else {
+		s[mTCP1] = r.BitsPerSecond / 1e9
+		cpu1, err := totalCPU(procs)
+		if err = firstErr(errCPU, err); err != nil {
+			fail("CPU time", err)
+		} else {
+			s[mCPUPerGbit] = (cpu1 - cpu0) / (r.Bytes * 8 / 1e9)
+		}
+		veth1, err1 := readCounters(ctx, p.A, p.A.Iface)
+		tunA1, err2 := readCounters(ctx, p.A, tp.ifaces[0])
+		tunB1, err3 := readCounters(ctx, p.B, tp.ifaces[1])
+		if err := firstErr(errV, errA, errB, err1, err2, err3); err != nil {
+			fail("interface counters", err)
+		} else {
+			// The kernel transmits into a TUN what the daemon reads, and
+			// receives from it what the daemon writes.
+			s[mUnderlay] = veth1.avgTx(veth0)
+			s[mTUNRead] = tunA1.avgTx(tunA0)
+			s[mTUNWrite] = tunB1.avgRx(tunB0)
+		}
+	}
+
+	if r, err := iperf3(ctx, p.A, overlayB.Addr(), secs, "-P", "4"); err != nil {
+		fail("TCP, 4 streams", err)
+	} else {
+		s[mTCP4] = r.BitsPerSecond / 1e9
+	}
+	if r, err := iperf3(ctx, p.A, overlayB.Addr(), secs, "-u", "-l", "200", "-b", "0"); err != nil {
+		fail("UDP 200 B", err)
+	} else {
+		s[mUDPkpps], s[mUDPLoss] = r.receivedPPS()/1e3, r.LostPercent
+	}
+
+	var rss float64
+	for _, proc := range procs {
+		v, err := rssBytes(proc.PID())
+		if err != nil {
+			fail("RSS", err)
+			rss = math.NaN()
+		}
+		rss += v / float64(len(procs)) / (1 << 20)
+	}
+	s[mRSS] = rss
+
+	t.Logf("tcp1 %.2f Gbit/s, tcp4 %.2f Gbit/s, udp %.0f kpps (%.1f%% lost), added rtt %.0f µs (raw %.0f), cpu %.3f s/Gbit, rss %.1f MiB",
+		s[mTCP1], s[mTCP4], s[mUDPkpps], s[mUDPLoss], s[mAddedRTT], s[mRawRTT], s[mCPUPerGbit], s[mRSS])
+	return s
+}
+
+// firstErr returns the first non-nil error.
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
