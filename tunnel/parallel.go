@@ -26,13 +26,12 @@ type cryptoPool struct {
 	workers int
 }
 
-// newCryptoPool starts GOMAXPROCS-2 workers: one core stays with the
-// goroutine that owns the batch and one with the kernel's half of the
-// datapath (TCP, TUN, UDP), which is as busy as ours. On two cores that
-// means no workers: measured under iperf3 there, handing half a batch to
-// the other core cost more in wake-ups than it saved (3.8 against 4.3
-// Gbit/s single-stream; see docs/datapath.md).
-func newCryptoPool() *cryptoPool { return newCryptoPoolOf(max(0, runtime.GOMAXPROCS(0)-2)) }
+// newCryptoPool starts GOMAXPROCS-1 workers: the goroutine that owns a
+// batch does the first share itself. The daemon leaves a core to the kernel
+// by lowering GOMAXPROCS (see cmd/overlay-node), so on two cores there are
+// no workers: there, handing half a batch to the other core cost more in
+// wake-ups than it saved (docs/datapath.md).
+func newCryptoPool() *cryptoPool { return newCryptoPoolOf(runtime.GOMAXPROCS(0) - 1) }
 
 func newCryptoPoolOf(workers int) *cryptoPool {
 	p := &cryptoPool{workers: workers}

@@ -53,6 +53,7 @@ func cmdUp(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return &usageError{msg: "up: " + err.Error() + "\nusage: overlay-node " + upSynopsis}
 	}
+	leaveCoreForKernel()
 	stopProfiling, err := startProfiling()
 	if err != nil {
 		return err
