@@ -29,7 +29,8 @@ func TestSendPathNoAllocs(t *testing.T) {
 	a, b := newPair(t, nil)
 	establish(t, a, b)
 	a.bind.SetDiscard(true)
-	s := newSendScratch(BatchSize)
+	s, free := newSendScratch(BatchSize)
+	defer free()
 	before := a.dev.Snapshot().Peers[0].TxPackets
 	pkt := ipv4Packet(a.addr, b.addr, make([]byte, 1392))
 	allocs := testing.AllocsPerRun(100, func() {
@@ -52,7 +53,8 @@ func TestReceivePathNoAllocs(t *testing.T) {
 	establish(t, a, b)
 	b.tun.SetDiscard(true)
 	sess := a.dev.Peers()[0].current.Load()
-	r := newRecvScratch(BatchSize)
+	r, free := newRecvScratch(BatchSize)
+	defer free()
 	src := conn.Endpoint(a.bind.Endpoint())
 	for i := range r.eps {
 		r.eps[i] = src

@@ -39,17 +39,17 @@ type peerGroup struct {
 	pkts [][]byte
 }
 
-func newSendScratch(batch int) *sendScratch {
+// newSendScratch returns the scratch of a TUN reader and a function that
+// frees its buffers once the reader is done.
+func newSendScratch(batch int) (*sendScratch, func()) {
 	s := &sendScratch{
-		bufs:  make([][]byte, batch),
 		sizes: make([]int, batch),
 		out:   make([][]byte, 0, batch),
 	}
-	for i := range s.bufs {
-		s.bufs[i] = make([]byte, BufferSize)
-	}
+	var free func()
+	s.bufs, free = batchBuffers(batch, BufferSize)
 	s.seal.counters = make([]uint64, batch)
-	return s
+	return s, free
 }
 
 func (s *sendScratch) group(p *Peer) *peerGroup {
@@ -70,7 +70,8 @@ func (s *sendScratch) group(p *Peer) *peerGroup {
 
 func (d *Device) routineReadTUN() {
 	defer d.wg.Done()
-	s := newSendScratch(d.tun.BatchSize())
+	s, free := newSendScratch(d.tun.BatchSize())
+	defer free()
 	for {
 		n, err := d.tun.Read(s.bufs, s.sizes, HeaderRoom)
 		if err != nil {

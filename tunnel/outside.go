@@ -41,23 +41,24 @@ type recvScratch struct {
 	open  openTask
 }
 
-func newRecvScratch(batch int) *recvScratch {
+// newRecvScratch returns the scratch of a receive goroutine and a function
+// that frees its buffers once the goroutine is done.
+func newRecvScratch(batch int) (*recvScratch, func()) {
 	s := &recvScratch{
-		bufs:  make([][]byte, batch),
 		sizes: make([]int, batch),
 		eps:   make([]conn.Endpoint, batch),
 		items: make([]recvItem, 0, batch),
 		tun:   make([][]byte, 0, batch),
 	}
-	for i := range s.bufs {
-		s.bufs[i] = make([]byte, BufferSize)
-	}
-	return s
+	var free func()
+	s.bufs, free = batchBuffers(batch, BufferSize)
+	return s, free
 }
 
 func (d *Device) routineReceive(recv conn.ReceiveFunc) {
 	defer d.wg.Done()
-	s := newRecvScratch(d.bind.BatchSize())
+	s, free := newRecvScratch(d.bind.BatchSize())
+	defer free()
 	for {
 		n, err := recv(s.bufs, s.sizes, s.eps)
 		if err != nil {

@@ -20,6 +20,13 @@ func (d *Device) buildPeerSet(old *peerSet, peers []PeerConfig) (*peerSet, []*Pe
 		byEndpoint: make(map[netip.AddrPort]*Peer),
 	}
 	var created []*Peer
+	fresh := 0
+	for i := range peers {
+		if old.byKey[peers[i].PublicKey] == nil {
+			fresh++
+		}
+	}
+	slab := make([]Peer, fresh)
 	for i := range peers {
 		pc := &peers[i]
 		if pc.PublicKey.Equal(d.identity.PublicKey()) {
@@ -30,8 +37,8 @@ func (d *Device) buildPeerSet(old *peerSet, peers []PeerConfig) (*peerSet, []*Pe
 		}
 		p := old.byKey[pc.PublicKey]
 		if p == nil {
-			var err error
-			if p, err = d.newPeer(pc); err != nil {
+			p = &slab[len(created)]
+			if err := d.newPeer(p, pc); err != nil {
 				return nil, nil, err
 			}
 			created = append(created, p)

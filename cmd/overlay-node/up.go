@@ -63,6 +63,10 @@ func cmdUp(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Start-up garbage (the parsed mesh file, the engine config) can be a
+	// large part of a big mesh's footprint: now that nothing refers to it,
+	// hand it back before settling down.
+	debug.FreeOSMemory()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	for sig := range sigs {
@@ -188,9 +192,6 @@ func startNode(f upFlags, log *slog.Logger, stderr io.Writer) (_ *node, err erro
 			metrics.Node{Mesh: mesh.Name, Name: self.Name, Interface: f.iface, ConfigHash: mesh.Hash, LoadedAt: loaded})
 		metricsSrv.Serve(metrics.NewRegistry(n.col), log)
 	}
-	// Start-up garbage (the parsed file, resolver results) can be a large
-	// part of a big mesh's footprint: hand it back before settling down.
-	debug.FreeOSMemory()
 	log.Info("node up", "mesh", mesh.Name, "node", self.Name, "interface", f.iface,
 		"port", n.dev.Port(), "peers", len(cfg.Peers), "public_key", key.PublicKey().String())
 	return n, nil
