@@ -194,3 +194,23 @@ func (h *Host) String() string { return h.Name }
 
 // trimOut trims command output for an error message.
 func trimOut(out []byte) string { return strings.TrimSpace(string(out)) }
+
+// NewLink creates two host namespaces joined by a single veth pair, eth0 at
+// each end, with no bridge between them: the shortest path two hosts can
+// have, for benchmarks. a and b are their addresses with the subnet length.
+// It skips t like NewLAN, and t's cleanup (or the watchdog) deletes both.
+func NewLink(t testing.TB, a, b netip.Prefix) (*Host, *Host) {
+	t.Helper()
+	RequireRoot(t)
+	sweep()
+	l := &LAN{t: t, Prefix: newPrefix()}
+	hosts := make([]*Host, 2)
+	for i, p := range []netip.Prefix{a, b} {
+		hosts[i] = &Host{Name: l.addNetns(fmt.Sprintf("h%d", i+1)), Iface: "eth0", Addr: p.Addr(), Subnet: p.Masked()}
+	}
+	l.veth(hosts[0].Name, "eth0", hosts[1].Name, "eth0")
+	for _, h := range hosts {
+		l.addr(h)
+	}
+	return hosts[0], hosts[1]
+}
