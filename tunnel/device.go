@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -222,7 +223,7 @@ func (r *rateLimitedLogger) warn(msg string, args ...any) {
 }
 
 func (r *rateLimitedLogger) debug(msg string, args ...any) {
-	if r.log.Enabled(nil, slog.LevelDebug) && r.allow(msg) {
+	if r.log.Enabled(context.Background(), slog.LevelDebug) && r.allow(msg) {
 		r.log.Debug(msg, args...)
 	}
 }

@@ -78,9 +78,3 @@ func (t *indexTable) release(idx uint32) {
 	delete(t.m, idx)
 	t.mu.Unlock()
 }
-
-func (t *indexTable) len() int {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return len(t.m)
-}
