@@ -236,3 +236,49 @@ func TestCookieReplyThenRetrySucceeds(t *testing.T) {
 		t.Errorf("got %d cookie replies, want 1", got)
 	}
 }
+
+// Under load a source that sends initiations with a valid MAC2 is still
+// held to the per-source rate: a flood is mostly dropped as rate_limited
+// before any Curve25519 work.
+func TestHandshakeFloodRateLimited(t *testing.T) {
+	clock := tunneltest.NewClock(epoch)
+	a, b := newPair(t, clock)
+	b.dev.SetUnderLoad(true)
+	var mu sync.Mutex
+	var withMAC2 []byte
+	a.bind.SetTap(func(pkt []byte, _ conn.Endpoint) {
+		mu.Lock()
+		defer mu.Unlock()
+		if binary.LittleEndian.Uint32(pkt) == encap.TypeInitiation && !allZero(pkt[encap.InitiationOffsetMAC2:]) {
+			withMAC2 = pkt
+		}
+	})
+	a.tun.Inject(ipv4Packet(a.addr, b.addr, []byte("flood")))
+	waitFor(t, "cookie reply", func() bool { return b.drops(DropCookieSent) == 1 })
+	advance(clock, RekeyTimeout+RekeyTimeoutJitterMax, 50*time.Millisecond)
+	waitFor(t, "initiation with MAC2", func() bool { mu.Lock(); defer mu.Unlock(); return withMAC2 != nil })
+	mu.Lock()
+	msg := withMAC2
+	mu.Unlock()
+	const n = 100
+	for i := 0; i < n; i++ {
+		if err := b.bind.Inject(msg, a.bind.Endpoint()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "flood handled", func() bool {
+		return b.drops(DropRateLimited)+b.drops(DropHandshakeInvalid) >= n
+	})
+	if got := b.drops(DropRateLimited); got < n-10 {
+		t.Errorf("got %d of %d flooded initiations rate limited, want at least %d", got, n, n-10)
+	}
+}
+
+func allZero(b []byte) bool {
+	for _, x := range b {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
+}
