@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/netip"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -32,6 +33,18 @@ func TestMeshThreeNodesAndSite(t *testing.T) {
 		ping(t, from, site.Addr)
 	}
 	transfer(t, b.host, site.Host, site.Addr, 4<<20)
+
+	// Private keys appear nowhere a node reports: logs, status JSON, wg show.
+	for _, n := range m.nodes {
+		secret := n.key.Base64()
+		statusJSON := n.host.MustExec(t, m.bin, "status", "--json", "--interface", n.iface)
+		wgShow, _ := n.host.Exec(t.Context(), "wg", "show", n.iface, "private-key")
+		for what, out := range map[string]string{"log": n.proc.Output(), "status": string(statusJSON), "wg show": string(wgShow)} {
+			if strings.Contains(out, secret) {
+				t.Errorf("node %s: its private key appears in its %s", n.name, what)
+			}
+		}
+	}
 }
 
 // kill -9 one node and start it again: traffic resumes within seconds
