@@ -123,6 +123,7 @@ func (d *Device) receiveBatch(s *recvScratch, n int) {
 	now := d.clock.Now()
 	set := d.peers.Load()
 	s.tun = s.tun[:0]
+	var run peerRun
 	for i := range s.items {
 		it := &s.items[i]
 		p := it.sess.peer
@@ -144,12 +145,11 @@ func (d *Device) receiveBatch(s *recvScratch, n int) {
 			d.log.Info("handshake completed", "peer", p.Name(), "role", "responder")
 			p.sendStaged()
 		}
-		p.setEndpoint(s.eps[i])
-		p.counters.rxPackets.Add(1)
-		p.counters.rxBytes.Add(uint64(s.sizes[it.buf]))
-		p.timersAnyAuthenticatedPacketReceived()
-		p.timersAnyAuthenticatedPacketTraversal()
-		p.keepKeyFreshReceiving(it.sess, now)
+		if run.peer != p {
+			run.flush(now)
+			run = peerRun{peer: p}
+		}
+		run.add(it.sess, s.eps[it.buf], s.sizes[it.buf])
 		if len(it.plain) == 0 {
 			continue // keepalive
 		}
@@ -162,9 +162,10 @@ func (d *Device) receiveBatch(s *recvScratch, n int) {
 			p.drop(DropSourceNotAllowed, 1)
 			continue
 		}
-		p.timersDataReceived()
+		run.data = true
 		s.tun = append(s.tun, s.bufs[it.buf][:HeaderRoom+h.length])
 	}
+	run.flush(now)
 	if len(s.tun) > 0 {
 		d.tunWriteBatch.observe(len(s.tun))
 		if _, err := d.tun.Write(s.tun, HeaderRoom); err != nil && !d.isClosed() {
@@ -181,6 +182,40 @@ func (d *Device) receiveBatch(s *recvScratch, n int) {
 func (d *Device) rehandshakeUnknown(ep conn.Endpoint) {
 	if p := d.peers.Load().byEndpoint[endpointAddr(ep)]; p != nil && p.current.Load() == nil {
 		p.requestHandshake()
+	}
+}
+
+// peerRun gathers what consecutive authenticated packets from one peer do
+// to its state, so the counters, the endpoint and the timers are updated
+// once per run instead of once per packet: a batch is mostly one peer's.
+type peerRun struct {
+	peer    *Peer
+	sess    *session      // of the last packet
+	ep      conn.Endpoint // of the last packet: roaming follows the newest
+	packets uint64
+	bytes   uint64
+	data    bool // any packet that was not a keepalive reached the TUN
+}
+
+func (r *peerRun) add(sess *session, ep conn.Endpoint, size int) {
+	r.sess, r.ep = sess, ep
+	r.packets++
+	r.bytes += uint64(size)
+}
+
+func (r *peerRun) flush(now time.Time) {
+	p := r.peer
+	if p == nil || r.packets == 0 {
+		return
+	}
+	p.setEndpoint(r.ep)
+	p.counters.rxPackets.Add(r.packets)
+	p.counters.rxBytes.Add(r.bytes)
+	p.timersAnyAuthenticatedPacketReceived()
+	p.timersAnyAuthenticatedPacketTraversal()
+	p.keepKeyFreshReceiving(r.sess, now)
+	if r.data {
+		p.timersDataReceived()
 	}
 }
 

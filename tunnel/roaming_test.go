@@ -71,3 +71,32 @@ func TestUnknownIndexFromKnownPeerRehandshakes(t *testing.T) {
 	b.tun.Inject(q)
 	expectPacket(t, a, q)
 }
+
+// In a batch that mixes sources, the endpoint comes from the authenticated
+// packet's own datagram, not from another datagram of the batch.
+func TestRoamingUsesThePacketsOwnSource(t *testing.T) {
+	a, b := newPair(t, nil)
+	establish(t, a, b)
+	b.tun.SetDiscard(true)
+	sess := a.dev.Peers()[0].current.Load()
+	r, free := newRecvScratch(BatchSize)
+	defer free()
+	attacker := encaptest.Endpoint{AddrPort: netip.MustParseAddrPort("127.0.0.66:6666")}
+	roamed := encaptest.Endpoint{AddrPort: netip.MustParseAddrPort("127.0.0.9:4000")}
+
+	r.sizes[0] = copy(r.bufs[0], []byte{0xff, 1, 2, 3}) // garbage first
+	r.eps[0] = attacker
+	c, _ := sess.kp.NextSendCounter()
+	buf := r.bufs[1]
+	encap.PutTransportHeader(buf, sess.remoteIndex, c)
+	plain := ipv4Packet(a.addr, b.addr, []byte("from a new address"))
+	n := copy(buf[HeaderRoom:], plain)
+	padded := encap.PaddedLen(n, 1420)
+	r.sizes[1] = len(sess.kp.Seal(buf[:HeaderRoom], c, buf[HeaderRoom:HeaderRoom+padded]))
+	r.eps[1] = roamed
+
+	b.dev.receiveBatch(r, 2)
+	if got := b.dev.Snapshot().Peers[0].Endpoint; got != roamed.AddrPort {
+		t.Errorf("got endpoint %v, want %v (the authenticated packet's source)", got, roamed.AddrPort)
+	}
+}
