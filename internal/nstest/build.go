@@ -107,3 +107,16 @@ func binDir() (string, error) {
 	})
 	return bins.dir, bins.err
 }
+
+// Main runs a package's tests and then removes the binaries this package
+// built for them. Packages that use BuildOverlayNode or BuildWireGuardGo
+// call it from TestMain:
+//
+//	func TestMain(m *testing.M) { nstest.Main(m) }
+func Main(m *testing.M) {
+	code := m.Run()
+	if bins.dir != "" {
+		os.RemoveAll(bins.dir)
+	}
+	os.Exit(code)
+}
