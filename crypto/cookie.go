@@ -86,15 +86,16 @@ func (c *CookieChecker) CheckMAC1(msg []byte) bool {
 
 // CheckMAC2 reports whether msg carries a valid mac2 for the source
 // address src (IP bytes then port). Only cookies made from the current
-// secret pass; CreateReply replaces the secret once it is
-// CookieRefreshTime old, which invalidates every cookie made from it.
-func (c *CookieChecker) CheckMAC2(msg, src []byte) bool {
+// secret pass, and only while it is younger than CookieRefreshTime as of
+// now: a cookie is good for two minutes, as in WireGuard, even if no reply
+// has replaced the secret since.
+func (c *CookieChecker) CheckMAC2(msg, src []byte, now time.Time) bool {
 	_, o2, ok := macOffsets(msg)
 	if !ok {
 		return false
 	}
 	c.mu.RLock()
-	if c.secretSet.IsZero() {
+	if age := now.Sub(c.secretSet); c.secretSet.IsZero() || age < 0 || age >= CookieRefreshTime {
 		c.mu.RUnlock()
 		return false
 	}

@@ -47,7 +47,7 @@ func TestMAC1(t *testing.T) {
 		short := make([]byte, n)
 		gen.AddMACs(short, t0) // must not panic
 		_ = checker.CheckMAC1(short)
-		if checker.CheckMAC2(short, srcA) {
+		if checker.CheckMAC2(short, srcA, t0) {
 			t.Errorf("CheckMAC2 of %d bytes: got true, want false", n)
 		}
 		if _, err := checker.CreateReply(short, srcA, t0); n < 2*MACSize && !errors.Is(err, ErrShortMessage) {
@@ -78,29 +78,34 @@ func TestMAC2(t *testing.T) {
 	msg := testMessage(2)
 
 	gen.AddMACs(msg, t0)
-	if checker.CheckMAC2(msg, srcA) {
+	if checker.CheckMAC2(msg, srcA, t0) {
 		t.Fatal("CheckMAC2 without a cookie: got true, want false")
 	}
 	cookieRoundTrip(t, checker, gen, msg, srcA, t0)
-	if !checker.CheckMAC1(msg) || !checker.CheckMAC2(msg, srcA) {
+	if !checker.CheckMAC1(msg) || !checker.CheckMAC2(msg, srcA, t0) {
 		t.Fatal("after a cookie reply: got mac1/mac2 invalid, want both valid")
 	}
-	if checker.CheckMAC2(msg, srcB) {
+	if checker.CheckMAC2(msg, srcB, t0) {
 		t.Fatal("cookie used from another source: got true, want false")
 	}
 	msg[len(msg)-1] ^= 1
-	if checker.CheckMAC2(msg, srcA) {
+	if checker.CheckMAC2(msg, srcA, t0) {
 		t.Fatal("flipped mac2: got true, want false")
 	}
 	msg[len(msg)-1] ^= 1
 
 	// The generator uses a cookie for less than CookieRefreshTime.
 	gen.AddMACs(msg, t0.Add(CookieRefreshTime-time.Second))
-	if !checker.CheckMAC2(msg, srcA) {
+	if !checker.CheckMAC2(msg, srcA, t0.Add(CookieRefreshTime-time.Second)) {
 		t.Fatal("cookie 119 s old: got no valid mac2, want one")
 	}
+	// The checker, too, lets a secret lapse after CookieRefreshTime, even
+	// when no reply has replaced it.
+	if checker.CheckMAC2(msg, srcA, t0.Add(CookieRefreshTime)) {
+		t.Fatal("mac2 from a 120 s old secret: got valid, want invalid")
+	}
 	gen.AddMACs(msg, t0.Add(CookieRefreshTime))
-	if checker.CheckMAC2(msg, srcA) || !isZero(msg[len(msg)-MACSize:]) {
+	if checker.CheckMAC2(msg, srcA, t0.Add(CookieRefreshTime)) || !isZero(msg[len(msg)-MACSize:]) {
 		t.Fatal("cookie 120 s old: got mac2 set, want zeros")
 	}
 }
@@ -122,11 +127,11 @@ func TestCookieSecretRotation(t *testing.T) {
 	// from the old one stop working at once.
 	other := NewCookieGenerator(local)
 	cookieRoundTrip(t, checker, other, testMessage(5), srcB, t0.Add(CookieRefreshTime+time.Second))
-	if checker.CheckMAC2(msg, srcA) {
+	if checker.CheckMAC2(msg, srcA, t0.Add(CookieRefreshTime+time.Second)) {
 		t.Fatal("cookie from a rotated secret: got valid, want invalid")
 	}
 	cookieRoundTrip(t, checker, gen, msg, srcA, t0.Add(CookieRefreshTime+2*time.Second))
-	if gen.cookie == first || !checker.CheckMAC2(msg, srcA) {
+	if gen.cookie == first || !checker.CheckMAC2(msg, srcA, t0.Add(CookieRefreshTime+2*time.Second)) {
 		t.Fatal("after rotation: want a new, valid cookie")
 	}
 }

@@ -310,7 +310,7 @@ func TestInteropCookies(t *testing.T) {
 		t.Fatal("wireguard-go ConsumeReply of our cookie: got false")
 	}
 	wgGen.AddMacs(msg)
-	if !checker.CheckMAC2(msg, src) {
+	if !checker.CheckMAC2(msg, src, time.Now()) {
 		t.Fatal("CheckMAC2 of wireguard-go's mac2: got false")
 	}
 }

@@ -90,7 +90,7 @@ func (d *Device) handleHandshake(msg []byte, ep conn.Endpoint) {
 	if d.underLoad(now) {
 		addr := endpointAddr(ep)
 		var scratch [18]byte
-		if !d.cookies.CheckMAC2(msg, sourceBytes(addr, &scratch)) {
+		if !d.cookies.CheckMAC2(msg, sourceBytes(addr, &scratch), now) {
 			d.sendCookieReply(msg, ep, addr, now)
 			return
 		}
