@@ -1,10 +1,10 @@
 package control
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/httpserve"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -34,7 +34,6 @@ var ErrInUse = errors.New("in use")
 const (
 	readHeaderTimeout = 5 * time.Second
 	writeTimeout      = 10 * time.Second
-	shutdownTimeout   = 2 * time.Second
 )
 
 // Source is what the server reads: *tunnel.Device satisfies it.
@@ -45,13 +44,11 @@ type Source interface {
 // Server serves the control API on a unix socket.
 type Server struct {
 	// Immutable.
-	ln   *net.UnixListener
+	http *httpserve.Server
 	path string
 
 	// Set by Serve.
-	srv  *http.Server
-	src  Source
-	done chan struct{} // closed when serving stops; nil before Serve
+	src Source
 
 	// Atomic: replaced whole when the mesh file is reloaded.
 	node atomic.Pointer[Node]
@@ -78,7 +75,7 @@ func Listen(path string) (*Server, error) {
 		ln.Close()
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	return &Server{ln: ln, path: path}, nil
+	return &Server{http: httpserve.New(ln), path: path}, nil
 }
 
 // removeStale removes a socket at path that no process answers on.
@@ -116,19 +113,14 @@ func (s *Server) Serve(src Source, node Node, log *slog.Logger) {
 	s.SetNode(node)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+StatusPath, s.handleStatus)
-	s.srv = &http.Server{
+	s.http.Serve(&http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: readHeaderTimeout,
 		WriteTimeout:      writeTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	s.done = make(chan struct{})
-	go func() {
-		defer close(s.done)
-		if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Warn("control socket closed; overlay-node status no longer sees this node", "socket", s.path, "err", err)
-		}
-	}()
+	}, func(err error) {
+		log.Warn("control socket closed; overlay-node status no longer sees this node", "socket", s.path, "err", err)
+	})
 	log.Info("serving control socket", "socket", s.path)
 }
 
@@ -141,16 +133,4 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 // Close stops serving and removes the socket.
-func (s *Server) Close() error {
-	if s.srv == nil {
-		return s.ln.Close()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	err := s.srv.Shutdown(ctx)
-	if errors.Is(err, context.DeadlineExceeded) {
-		err = s.srv.Close()
-	}
-	<-s.done
-	return err
-}
+func (s *Server) Close() error { return s.http.Close() }

@@ -1,9 +1,8 @@
 package metrics
 
 import (
-	"context"
-	"errors"
 	"fmt"
+	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/httpserve"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,16 +21,13 @@ const (
 	readHeaderTimeout = 5 * time.Second
 	writeTimeout      = 30 * time.Second
 	idleTimeout       = 2 * time.Minute
-	shutdownTimeout   = 2 * time.Second
 )
 
 // Server serves a registry over HTTP. Listen binds the address so that a
 // port in use fails the daemon's start at once; Serve starts answering once
 // the registry is complete.
 type Server struct {
-	ln   net.Listener
-	srv  *http.Server
-	done chan struct{} // closed when Serve's goroutine returns; nil before Serve
+	*httpserve.Server
 }
 
 // Listen binds addr (host:port). Nothing is served until Serve.
@@ -40,11 +36,11 @@ func Listen(addr string) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics: listen on %s: %w (hint: pick a free address with --metrics HOST:PORT)", addr, err)
 	}
-	return &Server{ln: ln}, nil
+	return &Server{httpserve.New(ln)}, nil
 }
 
 // Addr returns the bound address, with the port resolved if addr had :0.
-func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+func (s *Server) Addr() net.Addr { return s.Listener().Addr() }
 
 // Serve answers scrapes of g on Path, in the background, until Close.
 // Scrape errors go to log.
@@ -61,36 +57,14 @@ func (s *Server) Serve(g prometheus.Gatherer, log *slog.Logger) {
 		}
 		fmt.Fprintf(w, "overlay-node: metrics are at %s\n", Path)
 	})
-	s.srv = &http.Server{
+	addr := s.Addr().String()
+	s.Server.Serve(&http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: readHeaderTimeout,
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
-	}
-	s.done = make(chan struct{})
-	go func() {
-		defer close(s.done)
-		if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server stopped", "addr", s.ln.Addr().String(), "err", err)
-		}
-	}()
-	log.Info("serving metrics", "addr", s.ln.Addr().String(), "path", Path)
-}
-
-// Close stops serving, giving scrapes in flight a moment to finish, and
-// releases the address.
-func (s *Server) Close() error {
-	if s.srv == nil {
-		return s.ln.Close()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	err := s.srv.Shutdown(ctx)
-	if errors.Is(err, context.DeadlineExceeded) {
-		err = s.srv.Close()
-	}
-	<-s.done
-	return err
+	}, func(err error) { log.Error("metrics server stopped", "addr", addr, "err", err) })
+	log.Info("serving metrics", "addr", addr, "path", Path)
 }
 
 // slogErrorLog adapts slog to promhttp's Println-style error log.
