@@ -254,9 +254,6 @@ func (p *Peer) sendInitiation(retry bool) {
 	if p.handshakeStarted.IsZero() {
 		p.handshakeStarted = now
 	}
-	if retry {
-		p.handshakeAttempts++
-	}
 	p.lastInitiation = now
 	if p.hsIndex != 0 {
 		d.indexes.release(p.hsIndex)

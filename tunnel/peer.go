@@ -48,13 +48,12 @@ type Peer struct {
 
 	// Guarded by mu: the sessions not in use for sending, and the
 	// handshake in flight.
-	mu                sync.Mutex
-	previous, next    *session
-	hsIndex           uint32 // our index for the handshake in flight, 0 if none
-	lastInitiation    time.Time
-	sentLastMinuteHS  bool
-	handshakeStarted  time.Time // first initiation of the current attempt series
-	handshakeAttempts int
+	mu               sync.Mutex
+	previous, next   *session
+	hsIndex          uint32 // our index for the handshake in flight, 0 if none
+	lastInitiation   time.Time
+	sentLastMinuteHS bool
+	handshakeStarted time.Time // first initiation of the current attempt series
 
 	// Guarded by sendMu, which also serialises sends so per-peer order holds.
 	sendMu sync.Mutex

@@ -58,13 +58,18 @@ func (pt *protoTimer) expire() {
 
 func (pt *protoTimer) mod(d time.Duration) {
 	pt.mu.Lock()
+	pt.armLocked(d)
+	pt.mu.Unlock()
+}
+
+// armLocked (re)starts the timer for d; pt.mu must be held.
+func (pt *protoTimer) armLocked(d time.Duration) {
 	pt.pending = true
 	if pt.t == nil {
 		pt.t = pt.peer.device.clock.AfterFunc(d, pt.expire)
 	} else {
 		pt.t.Reset(d)
 	}
-	pt.mu.Unlock()
 }
 
 func (pt *protoTimer) del() {
@@ -76,10 +81,16 @@ func (pt *protoTimer) del() {
 	pt.mu.Unlock()
 }
 
-func (pt *protoTimer) isPending() bool {
+// modIfIdle arms the timer for d unless it is already pending, and
+// reports whether it did, under one lock.
+func (pt *protoTimer) modIfIdle(d time.Duration) bool {
 	pt.mu.Lock()
 	defer pt.mu.Unlock()
-	return pt.pending
+	if pt.pending {
+		return false
+	}
+	pt.armLocked(d)
+	return true
 }
 
 type peerTimers struct {
@@ -151,9 +162,7 @@ func (p *Peer) expiredRetransmitHandshake() {
 		p.mu.Lock()
 		p.handshakeStarted = time.Time{}
 		p.mu.Unlock()
-		if !p.timers.zeroKeyMaterial.isPending() {
-			p.timers.zeroKeyMaterial.mod(RejectAfterTime * 3)
-		}
+		p.timers.zeroKeyMaterial.modIfIdle(RejectAfterTime * 3)
 		return
 	}
 	p.sendInitiation(true)
@@ -200,16 +209,13 @@ func (p *Peer) expiredPersistentKeepalive() {
 // timersDataSent: a data packet went out; expect an answer within
 // KeepaliveTimeout + RekeyTimeout or start a new handshake.
 func (p *Peer) timersDataSent() {
-	if !p.timers.newHandshake.isPending() {
-		p.timers.newHandshake.mod(KeepaliveTimeout + RekeyTimeout)
-	}
+	p.timers.newHandshake.modIfIdle(KeepaliveTimeout + RekeyTimeout)
 }
 
 // timersDataReceived: a data packet came in; answer with a keepalive if we
 // send nothing within KeepaliveTimeout.
 func (p *Peer) timersDataReceived() {
-	if !p.timers.sendKeepalive.isPending() {
-		p.timers.sendKeepalive.mod(KeepaliveTimeout)
+	if p.timers.sendKeepalive.modIfIdle(KeepaliveTimeout) {
 		return
 	}
 	p.timers.mu.Lock()
@@ -237,7 +243,6 @@ func (p *Peer) timersHandshakeComplete() {
 	p.timers.retransmitHandshake.del()
 	p.mu.Lock()
 	p.handshakeStarted = time.Time{}
-	p.handshakeAttempts = 0
 	p.sentLastMinuteHS = false
 	p.mu.Unlock()
 	p.counters.handshakesCompleted.Add(1)
