@@ -60,16 +60,34 @@ func (n *node) tryReload() error {
 		n.log.Warn("reload: could not remove old routes", "err", err)
 	}
 	n.routes = routes
-	loaded := time.Now()
-	n.ctl.SetNode(control.Node{Version: version, Mesh: mesh.Name, Name: self.Name,
-		Interface: n.iface, ConfigHash: mesh.Hash, LoadedAt: loaded})
+	n.id = identityOf(mesh, self, time.Now())
+	n.ctl.SetNode(n.controlNode())
 	if n.col != nil {
-		n.col.SetNode(metrics.Node{Mesh: mesh.Name, Name: self.Name, Interface: n.iface,
-			ConfigHash: mesh.Hash, LoadedAt: loaded})
+		n.col.SetNode(n.metricsNode())
 	}
 	n.log.Info("mesh file reloaded", "mesh", mesh.Name, "hash", mesh.Hash, "peers", len(cfg.Peers),
 		"routes_added", len(add), "routes_removed", len(del))
 	return nil
+}
+
+// identity is what status and metrics say about the mesh file in use.
+type identity struct {
+	mesh, name, hash string
+	loaded           time.Time
+}
+
+func identityOf(mesh *config.Mesh, self *config.Node, loaded time.Time) identity {
+	return identity{mesh: mesh.Name, name: self.Name, hash: mesh.Hash, loaded: loaded}
+}
+
+func (n *node) controlNode() control.Node {
+	return control.Node{Version: version, Mesh: n.id.mesh, Name: n.id.name, Interface: n.iface,
+		ConfigHash: n.id.hash, LoadedAt: n.id.loaded}
+}
+
+func (n *node) metricsNode() metrics.Node {
+	return metrics.Node{Mesh: n.id.mesh, Name: n.id.name, Interface: n.iface,
+		ConfigHash: n.id.hash, LoadedAt: n.id.loaded}
 }
 
 // fixedSettings are what a running node cannot change: the interface's

@@ -108,6 +108,7 @@ type node struct {
 	// of the mesh file, not the parsed file itself: on a large mesh that
 	// would be most of an idle node's memory.
 	fixed  fixedSettings
+	id     identity
 	routes []netip.Prefix // routed through the interface
 	ctl    *control.Server
 	col    *metrics.Collector // nil without --metrics
@@ -131,7 +132,7 @@ func startNode(f upFlags, log *slog.Logger, stderr io.Writer) (_ *node, err erro
 	}
 
 	n := &node{log: log, meshPath: f.mesh, key: key, iface: f.iface, fixed: fixedOf(mesh, self),
-		routes: kernelRoutes(mesh, self)}
+		id: identityOf(mesh, self, loaded), routes: kernelRoutes(mesh, self)}
 	defer func() {
 		if err != nil {
 			n.stop()
@@ -178,8 +179,7 @@ func startNode(f upFlags, log *slog.Logger, stderr io.Writer) (_ *node, err erro
 		return nil, err
 	}
 	uapiSrv.Serve(n.dev, log)
-	ctlSrv.Serve(n.dev, control.Node{Version: version, Mesh: mesh.Name, Name: self.Name,
-		Interface: f.iface, ConfigHash: mesh.Hash, LoadedAt: loaded}, log)
+	ctlSrv.Serve(n.dev, n.controlNode(), log)
 	if f.metrics != "" {
 		// Bound once the interface has its addresses: ADDR may be this
 		// node's overlay address, for a Prometheus that scrapes over the mesh.
@@ -188,8 +188,7 @@ func startNode(f upFlags, log *slog.Logger, stderr io.Writer) (_ *node, err erro
 			return nil, err
 		}
 		n.undo = append(n.undo, metricsSrv.Close)
-		n.col = metrics.NewCollector(n.dev, metrics.Build{Version: version, GoVersion: runtime.Version()},
-			metrics.Node{Mesh: mesh.Name, Name: self.Name, Interface: f.iface, ConfigHash: mesh.Hash, LoadedAt: loaded})
+		n.col = metrics.NewCollector(n.dev, metrics.Build{Version: version, GoVersion: runtime.Version()}, n.metricsNode())
 		metricsSrv.Serve(metrics.NewRegistry(n.col), log)
 	}
 	log.Info("node up", "mesh", mesh.Name, "node", self.Name, "interface", f.iface,
