@@ -1,66 +1,85 @@
 package encap
 
-import "golang.zx2c4.com/wireguard/conn"
+import (
+	"errors"
+	"net/netip"
+)
 
 // Bind is the batched UDP transport the engine sends and receives datagrams
-// through. It is wireguard-go's conn.Bind rather than a type of our own so
-// that its implementations (the kernel-backed one from [NewBind] and
-// encaptest's in-memory pair) are interchangeable with wireguard-go's.
+// through. Its implementations are the kernel-backed one from [NewBind] and
+// encaptest's in-memory pair.
 //
-// The contract the engine must keep, beyond conn.Bind's doc comment:
+// It is our own interface rather than wireguard-go's conn.Bind because the
+// datapath wants what conn.Bind hides: a UDP GRO train arrives as one buffer
+// with its segment size, so the engine can open each segment straight into
+// the buffer it writes to the TUN (conn.Bind copies every segment out
+// first), and addresses are netip.AddrPort values (conn.Bind allocates an
+// endpoint per datagram).
 //
-//   - Receive: call each ReceiveFunc from its own goroutine with exactly
-//     BatchSize() buffers (and sizes and endpoint slices at least that long),
-//     each MaxSegmentSize bytes long. With UDP GRO the standard bind reads
-//     coalesced trains of up to 64 KiB into the last buffers of the batch and
-//     splits them into the earlier ones; fewer or smaller buffers silently
-//     truncate or misplace datagrams. Entries whose size is 0 are to be
-//     skipped. The returned endpoints are new values the engine may keep.
-//   - Send: at most BatchSize() datagrams, all to one endpoint. With UDP GSO
-//     the standard bind coalesces consecutive datagrams of equal size by
-//     appending them to bufs[0] within its capacity, so every buffer passed to
-//     Send must own the spare capacity behind it: a slice that shares its
-//     backing array with the next buffer must be capped (b[:n:n]), or its
-//     neighbour gets overwritten. Only the last datagram of a run may be
-//     shorter than the others; sending runs of equal-size datagrams is what
-//     makes GSO pay.
-//   - Close makes every ReceiveFunc return net.ErrClosed; a closed Bind may be
-//     opened again, for example on a port change.
-type Bind = conn.Bind
+// The contract:
+//
+//   - Receive: call each ReceiveFunc from its own goroutine with messages
+//     whose Buf is at least MaxSegmentSize long. It fills msgs[:n] and
+//     reslices each Buf to the bytes received, so restore Buf[:cap(Buf)]
+//     before the next call. A message is one datagram, or with UDP GRO a
+//     train of datagrams from one source (see [Message.SegmentSize]).
+//   - Send: at most BatchSize() datagrams, all to one address, sent in order.
+//     Runs of equal-size datagrams (the last of a run may be shorter) are
+//     handed to the kernel as one UDP GSO train, gathered from the buffers
+//     where they lie: nothing is copied, and the buffers are free again when
+//     Send returns.
+//   - Close makes every ReceiveFunc return net.ErrClosed; a closed Bind may
+//     be opened again, for example on a port change.
+type Bind interface {
+	// Open binds to port (0 picks one) and returns one ReceiveFunc per
+	// socket (IPv4, and IPv6 when the host has it) and the port bound.
+	Open(port uint16) (fns []ReceiveFunc, actualPort uint16, err error)
+	Close() error
+	Send(pkts [][]byte, to netip.AddrPort) error
+	// BatchSize is the most messages a ReceiveFunc fills and the most
+	// datagrams a Send takes.
+	BatchSize() int
+}
 
-// Endpoint is the address of a remote peer as a Bind sees it. DstToBytes is
-// the source address that cookie MACs are bound to.
-type Endpoint = conn.Endpoint
+// ReceiveFunc reads one batch into msgs and returns how many it filled.
+type ReceiveFunc func(msgs []Message) (n int, err error)
 
-// ReceiveFunc reads one batch of datagrams; see [Bind].
-type ReceiveFunc = conn.ReceiveFunc
+// Message is one entry of a receive batch.
+type Message struct {
+	Buf  []byte         // the datagram, or a GRO train of datagrams
+	Seg  int            // GRO segment size; 0 when Buf is a single datagram
+	From netip.AddrPort // the sender, IPv4 as 4-byte addresses
+}
+
+// SegmentSize returns the size of each datagram in m.Buf: every datagram is
+// that long but the last, which may be shorter.
+func (m *Message) SegmentSize() int {
+	if m.Seg <= 0 || m.Seg > len(m.Buf) {
+		return len(m.Buf)
+	}
+	return m.Seg
+}
+
+// ErrNoIPv4 and ErrNoIPv6 are returned by Send to an address family the
+// bind has no socket for.
+var (
+	ErrNoIPv4 = errors.New("encap: no IPv4 socket")
+	ErrNoIPv6 = errors.New("encap: no IPv6 socket")
+)
 
 // Batch and buffer sizes the transport is built around.
 const (
-	// BatchSize is the number of datagrams the standard bind moves per
-	// system call on Linux, and so the batch size of the whole pipeline.
-	// Read the actual value from Bind.BatchSize(): it is 1 on platforms
-	// without recvmmsg/sendmmsg.
-	BatchSize = conn.IdealBatchSize
+	// BatchSize is the number of messages the Linux bind moves per system
+	// call, and so the batch size of the whole pipeline. Read the actual
+	// value from Bind.BatchSize().
+	BatchSize = 128
 
 	// MaxSegmentSize is the size of each receive buffer: the largest UDP
 	// payload, which is also the largest train UDP GRO coalesces into a
-	// single read before the bind splits it.
+	// single read.
 	MaxSegmentSize = 1<<16 - 1
-)
 
-// NewBind returns the standard UDP bind: one IPv4 and one IPv6 socket on the
-// same port, read and written with recvmmsg/sendmmsg, with UDP GSO and GRO
-// when the kernel supports them (it falls back by itself when a NIC refuses
-// GSO, returning a conn.ErrUDPGSODisabled once).
-//
-// Socket buffers: the standard bind already asks for 7 MiB SO_RCVBUF and
-// SO_SNDBUF on every socket, and on Linux repeats that with SO_RCVBUFFORCE and
-// SO_SNDBUFFORCE, which go past net.core.rmem_max/wmem_max when the process
-// has CAP_NET_ADMIN (as the daemon does, to create its TUN device). Without
-// that capability the kernel clamps silently to rmem_max/wmem_max, which costs
-// throughput on fast or long links but not correctness, so there is nothing
-// more to set here; raise the sysctls for unprivileged use.
-func NewBind() Bind {
-	return conn.NewStdNetBind()
-}
+	// MaxGSOSegments is the most datagrams one UDP GSO train carries (the
+	// kernel's UDP_MAX_SEGMENTS has been 64 since GSO was added).
+	MaxGSOSegments = 64
+)

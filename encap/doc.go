@@ -40,8 +40,9 @@
 //
 // # Transport
 //
-// [Bind] is wireguard-go's conn.Bind, and [NewBind] returns its standard
-// implementation, which batches with recvmmsg/sendmmsg and uses UDP GSO/GRO
-// where the kernel offers them. Package encaptest provides an in-memory pair
-// for tests.
+// [Bind] is the batched UDP transport, and [NewBind] returns the Linux one:
+// recvmmsg with UDP GRO, whose trains reach the engine whole with their
+// segment size, and sendmmsg with UDP GSO, whose trains are gathered from
+// the engine's buffers without a copy. Package encaptest provides an
+// in-memory pair for tests that coalesces like GRO.
 package encap

@@ -1,10 +1,10 @@
 package tunnel
 
 import (
+	"net/netip"
 	"testing"
 
-	"golang.zx2c4.com/wireguard/conn"
-
+	"github.com/overlay-node/overlay-node/crypto"
 	"github.com/overlay-node/overlay-node/encap"
 )
 
@@ -45,6 +45,25 @@ func TestSendPathNoAllocs(t *testing.T) {
 	}
 }
 
+// sealTrain fills msg with n transport packets of a's session, each
+// carrying plain, laid out as a UDP GRO train from from.
+func sealTrain(sess *session, msg *encap.Message, from netip.AddrPort, plain []byte, n int) {
+	padded := encap.PaddedLen(len(plain), 1420)
+	seg := encap.TransportHeaderSize + padded + crypto.TagSize
+	buf := msg.Buf[:cap(msg.Buf)]
+	for k := range n {
+		c, _ := sess.kp.NextSendCounter()
+		pkt := buf[k*seg : (k+1)*seg]
+		encap.PutTransportHeader(pkt, sess.remoteIndex, c)
+		copy(pkt[HeaderRoom:], plain)
+		clear(pkt[HeaderRoom+len(plain) : HeaderRoom+padded])
+		sess.kp.Seal(pkt[:HeaderRoom], c, pkt[HeaderRoom:HeaderRoom+padded])
+	}
+	msg.Buf, msg.Seg, msg.From = buf[:n*seg], seg, from
+}
+
+// TestReceivePathNoAllocs sends GRO trains of more datagrams in all than
+// the TUN batch holds, so the path also splits the batch.
 func TestReceivePathNoAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are not meaningful under the race detector")
@@ -55,30 +74,21 @@ func TestReceivePathNoAllocs(t *testing.T) {
 	sess := a.dev.Peers()[0].current.Load()
 	r, free := newRecvScratch(BatchSize)
 	defer free()
-	src := conn.Endpoint(a.bind.Endpoint())
-	for i := range r.eps {
-		r.eps[i] = src
-	}
-	plain := ipv4Packet(a.addr, b.addr, make([]byte, 1392))
+	const trains, perTrain = 4, encap.MaxGSOSegments
+	plain := ipv4Packet(a.addr, b.addr, make([]byte, 900)) // 64 of them fill a 64 KiB train
 	written := b.tun.Written()
 	allocs := testing.AllocsPerRun(100, func() {
 		// Seal fresh counters each round, as a's send path would.
-		for i := 0; i < allocBatch; i++ {
-			c, _ := sess.kp.NextSendCounter()
-			buf := r.bufs[i]
-			encap.PutTransportHeader(buf, sess.remoteIndex, c)
-			n := copy(buf[HeaderRoom:], plain)
-			padded := encap.PaddedLen(n, 1420)
-			clear(buf[HeaderRoom+n : HeaderRoom+padded])
-			r.sizes[i] = len(sess.kp.Seal(buf[:HeaderRoom], c, buf[HeaderRoom:HeaderRoom+padded]))
+		for m := range trains {
+			sealTrain(sess, &r.msgs[m], a.bind.Addr(), plain, perTrain)
 		}
-		b.dev.receiveBatch(r, allocBatch)
+		b.dev.receiveBatch(r, trains)
 	})
 	if allocs != 0 {
-		t.Errorf("got %v allocations per batch of %d, want 0", allocs, allocBatch)
+		t.Errorf("got %v allocations per batch of %d, want 0", allocs, trains*perTrain)
 	}
-	if got := b.tun.Written() - written; got < 100*allocBatch {
+	if got := b.tun.Written() - written; got < 100*trains*perTrain {
 		t.Errorf("wrote %d packets to the TUN, want at least %d: the path was not exercised; drops %v",
-			got, 100*allocBatch, b.dev.Snapshot().Drops)
+			got, 100*trains*perTrain, b.dev.Snapshot().Drops)
 	}
 }

@@ -10,11 +10,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/ratelimiter"
 	"golang.zx2c4.com/wireguard/tun"
 
 	"github.com/overlay-node/overlay-node/crypto"
+	"github.com/overlay-node/overlay-node/encap"
 	"github.com/overlay-node/overlay-node/routing"
 )
 
@@ -38,7 +38,7 @@ type Options struct {
 type Device struct {
 	// Immutable after New.
 	tun      tun.Device
-	bind     conn.Bind
+	bind     encap.Bind
 	log      *slog.Logger
 	clock    Clock
 	identity *crypto.Identity
@@ -84,7 +84,7 @@ type peerSet struct {
 var ErrDuplicatePeer = errors.New("duplicate peer public key")
 
 // New builds a device over tun and bind. Nothing runs until Up.
-func New(tdev tun.Device, bind conn.Bind, cfg Config, opt Options) (*Device, error) {
+func New(tdev tun.Device, bind encap.Bind, cfg Config, opt Options) (*Device, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -126,11 +126,8 @@ func (d *Device) newPeer(p *Peer, pc *PeerConfig) error {
 	p.device, p.key, p.psk = d, pc.PublicKey, pc.PresharedKey
 	p.settings.Store(settingsOf(pc))
 	if pc.Endpoint.IsValid() {
-		ep, err := d.bind.ParseEndpoint(pc.Endpoint.String())
-		if err != nil {
-			return fmt.Errorf("peer %q: endpoint %s: %w", pc.Name, pc.Endpoint, err)
-		}
-		p.endpoint.Store(&endpointBox{ep: ep, addr: pc.Endpoint})
+		ep := pc.Endpoint
+		p.endpoint.Store(&ep)
 	}
 	p.initTimers()
 	return nil

@@ -8,8 +8,6 @@ import (
 	"sync"
 	"testing"
 
-	"golang.zx2c4.com/wireguard/conn"
-
 	"github.com/overlay-node/overlay-node/encap"
 )
 
@@ -68,7 +66,7 @@ func TestReplayedTransportDropped(t *testing.T) {
 	establish(t, a, b)
 	var mu sync.Mutex
 	var captured []byte
-	a.bind.SetTap(func(pkt []byte, _ conn.Endpoint) {
+	a.bind.SetTap(func(pkt []byte, _ netip.AddrPort) {
 		mu.Lock()
 		defer mu.Unlock()
 		if typ, err := encap.Classify(pkt); err == nil && typ == encap.TypeTransport && len(pkt) > 32 {
@@ -84,7 +82,7 @@ func TestReplayedTransportDropped(t *testing.T) {
 	if replay == nil {
 		t.Fatal("captured no transport packet")
 	}
-	if err := b.bind.Inject(replay, a.bind.Endpoint()); err != nil {
+	if err := b.bind.Inject(replay, a.bind.Addr()); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "replay drop", func() bool { return b.drops(DropReplay) == 1 })
@@ -103,7 +101,7 @@ func TestGarbageCountedAndTunnelSurvives(t *testing.T) {
 			g[j] = byte(rng.Uint32())
 		}
 		g[0] = byte(5 + rng.IntN(250)) // not a message type
-		if err := b.bind.Inject(g, a.bind.Endpoint()); err != nil {
+		if err := b.bind.Inject(g, a.bind.Addr()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -121,7 +119,7 @@ func TestForgedTransportDropped(t *testing.T) {
 	sess := a.dev.Peers()[0].current.Load()
 	forged := make([]byte, 64)
 	encap.PutTransportHeader(forged, sess.remoteIndex, 1<<20)
-	if err := b.bind.Inject(forged, a.bind.Endpoint()); err != nil {
+	if err := b.bind.Inject(forged, a.bind.Addr()); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "decrypt drop", func() bool { return b.drops(DropDecrypt) == 1 })
@@ -190,13 +188,13 @@ func TestBadMAC1DroppedWithoutReply(t *testing.T) {
 	var sent sync.WaitGroup
 	replies := 0
 	var mu sync.Mutex
-	b.bind.SetTap(func([]byte, conn.Endpoint) { mu.Lock(); replies++; mu.Unlock() })
+	b.bind.SetTap(func([]byte, netip.AddrPort) { mu.Lock(); replies++; mu.Unlock() })
 	msg := make([]byte, encap.InitiationSize)
 	msg[0] = encap.TypeInitiation
 	for i := 4; i < len(msg); i++ {
 		msg[i] = byte(i)
 	}
-	if err := b.bind.Inject(msg, a.bind.Endpoint()); err != nil {
+	if err := b.bind.Inject(msg, a.bind.Addr()); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "bad_mac1 drop", func() bool { return b.drops(DropBadMAC1) == 1 })

@@ -6,8 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.zx2c4.com/wireguard/conn"
-
 	"github.com/overlay-node/overlay-node/crypto"
 	"github.com/overlay-node/overlay-node/encap"
 )
@@ -21,14 +19,14 @@ import (
 type handshakeElem struct {
 	buf [encap.InitiationSize]byte
 	n   int
-	ep  conn.Endpoint
+	ep  netip.AddrPort
 }
 
 var handshakeElemPool = sync.Pool{New: func() any { return new(handshakeElem) }}
 
 // queueHandshake hands a handshake message to the handshake goroutine,
 // dropping it when the queue is full.
-func (d *Device) queueHandshake(msg []byte, ep conn.Endpoint) {
+func (d *Device) queueHandshake(msg []byte, ep netip.AddrPort) {
 	e := handshakeElemPool.Get().(*handshakeElem)
 	e.n = copy(e.buf[:], msg)
 	e.ep = ep
@@ -36,7 +34,6 @@ func (d *Device) queueHandshake(msg []byte, ep conn.Endpoint) {
 	case d.handshakes <- e:
 	default:
 		d.drops.add(DropQueueFull, 1)
-		e.ep = nil
 		handshakeElemPool.Put(e)
 	}
 }
@@ -45,7 +42,6 @@ func (d *Device) routineHandshakes() {
 	defer d.handshakeWG.Done()
 	for e := range d.handshakes {
 		d.handleHandshake(e.buf[:e.n], e.ep)
-		e.ep = nil
 		handshakeElemPool.Put(e)
 	}
 }
@@ -74,7 +70,7 @@ func sourceBytes(ap netip.AddrPort, scratch *[18]byte) []byte {
 	return scratch[:n+2]
 }
 
-func (d *Device) handleHandshake(msg []byte, ep conn.Endpoint) {
+func (d *Device) handleHandshake(msg []byte, ep netip.AddrPort) {
 	now := d.clock.Now()
 	typ := binary.LittleEndian.Uint32(msg)
 	if typ == encap.TypeCookieReply {
@@ -88,13 +84,12 @@ func (d *Device) handleHandshake(msg []byte, ep conn.Endpoint) {
 		return
 	}
 	if d.underLoad(now) {
-		addr := endpointAddr(ep)
 		var scratch [18]byte
-		if !d.cookies.CheckMAC2(msg, sourceBytes(addr, &scratch), now) {
-			d.sendCookieReply(msg, ep, addr, now)
+		if !d.cookies.CheckMAC2(msg, sourceBytes(ep, &scratch), now) {
+			d.sendCookieReply(msg, ep, now)
 			return
 		}
-		if !d.limiter.Allow(addr.Addr()) {
+		if !d.limiter.Allow(ep.Addr()) {
 			d.drops.add(DropRateLimited, 1)
 			return
 		}
@@ -107,9 +102,9 @@ func (d *Device) handleHandshake(msg []byte, ep conn.Endpoint) {
 	}
 }
 
-func (d *Device) sendCookieReply(msg []byte, ep conn.Endpoint, addr netip.AddrPort, now time.Time) {
+func (d *Device) sendCookieReply(msg []byte, ep netip.AddrPort, now time.Time) {
 	var scratch [18]byte
-	reply, err := d.cookies.CreateReply(msg, sourceBytes(addr, &scratch), now)
+	reply, err := d.cookies.CreateReply(msg, sourceBytes(ep, &scratch), now)
 	if err != nil {
 		d.drops.add(DropMalformed, 1)
 		return
@@ -121,7 +116,7 @@ func (d *Device) sendCookieReply(msg []byte, ep conn.Endpoint, addr netip.AddrPo
 	d.sendRaw(buf[:], ep)
 }
 
-func (d *Device) handleInitiation(msg []byte, ep conn.Endpoint, now time.Time) {
+func (d *Device) handleInitiation(msg []byte, ep netip.AddrPort, now time.Time) {
 	var m encap.Initiation
 	if err := m.Unmarshal(msg); err != nil {
 		d.drops.add(DropMalformed, 1)
@@ -136,7 +131,7 @@ func (d *Device) handleInitiation(msg []byte, ep conn.Endpoint, now time.Time) {
 	})
 	if err != nil {
 		d.drops.add(DropHandshakeInvalid, 1)
-		d.limitedLog.debug("handshake initiation rejected", "from", endpointAddr(ep).String(), "err", err)
+		d.limitedLog.debug("handshake initiation rejected", "from", ep.String(), "err", err)
 		return
 	}
 	p := set.byKey[hs.RemoteKey()]
@@ -171,7 +166,7 @@ func (d *Device) handleInitiation(msg []byte, ep conn.Endpoint, now time.Time) {
 	p.sendRawToPeer(buf[:])
 }
 
-func (d *Device) handleResponse(msg []byte, ep conn.Endpoint, now time.Time) {
+func (d *Device) handleResponse(msg []byte, ep netip.AddrPort, now time.Time) {
 	var m encap.Response
 	if err := m.Unmarshal(msg); err != nil {
 		d.drops.add(DropMalformed, 1)
@@ -289,15 +284,15 @@ func (p *Peer) requestHandshake() {
 
 func (p *Peer) sendRawToPeer(b []byte) {
 	if ep := p.loadEndpoint(); ep != nil {
-		p.device.sendRaw(b, ep.ep)
+		p.device.sendRaw(b, *ep)
 		p.counters.txBytes.Add(uint64(len(b)))
 	}
 }
 
 // sendRaw sends one datagram off the packet path.
-func (d *Device) sendRaw(b []byte, ep conn.Endpoint) {
+func (d *Device) sendRaw(b []byte, ep netip.AddrPort) {
 	if err := d.bind.Send([][]byte{b}, ep); err != nil {
 		d.drops.add(DropSendFailed, 1)
-		d.limitedLog.warn("send failed", "endpoint", endpointAddr(ep).String(), "err", err)
+		d.limitedLog.warn("send failed", "endpoint", ep.String(), "err", err)
 	}
 }

@@ -222,7 +222,7 @@ func (p *Peer) sealAndSend(sess *session, pkts [][]byte, s *sendScratch, now tim
 			p.timersDataSent()
 		}
 		d.udpSendBatch.observe(n)
-		if err := d.bind.Send(s.out, ep.ep); err != nil {
+		if err := d.bind.Send(s.out, *ep); err != nil {
 			p.drop(DropSendFailed, uint64(n))
 			d.limitedLog.warn("send failed", "peer", p.Name(), "err", err)
 		} else {

@@ -3,10 +3,9 @@ package tunnel
 import (
 	"errors"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
-
-	"golang.zx2c4.com/wireguard/conn"
 
 	"github.com/overlay-node/overlay-node/encap"
 )
@@ -14,53 +13,63 @@ import (
 // The outside pipeline: UDP to TUN.
 //
 // One goroutine per receive function of the Bind (IPv4 and IPv6) reads a
-// batch with recvmmsg (GRO-split by the Bind). Handshake messages are copied
-// to the handshake queue. Transport packets find their session by receiver
-// index and are opened in place, split across cores for big batches. Then,
-// in arrival order, each is checked against the replay window (only now,
-// after authentication), its inner source is looked up over all peers and
-// must route back to the sender, the endpoint is updated (roaming), and the
+// batch of messages with recvmmsg; with UDP GRO a message is a train of
+// datagrams from one sender, and the trains stay where they arrived.
+// Handshake messages are copied to the handshake queue. Transport packets
+// find their session by receiver index and are opened straight from the
+// train into the buffer that goes to the TUN, which is the one copy of the
+// receive path and costs nothing over opening in place. Then, in arrival
+// order, each is checked against the replay window (only now, after
+// authentication), its inner source is looked up over all peers and must
+// route back to the sender, the endpoint is updated (roaming), and the
 // plaintext joins one TUN write for the whole batch (GRO-coalesced by the
-// TUN device). The decrypted payload stays where it arrived: no copies.
+// TUN device).
 
-// recvItem is one transport packet of a batch on its way to the TUN.
+// recvItem is one transport packet of a batch on its way to the TUN; the
+// i-th item opens into the i-th TUN buffer.
 type recvItem struct {
 	sess    *session
-	buf     int // index into the batch buffers
+	ct      []byte // the ciphertext, inside a received message
+	from    netip.AddrPort
 	counter uint64
 	plain   []byte // nil when authentication failed
 }
 
 // recvScratch is one receive goroutine's reusable state.
 type recvScratch struct {
-	bufs  [][]byte
-	sizes []int
-	eps   []conn.Endpoint
-	items []recvItem
-	tun   [][]byte
-	open  openTask
+	msgs    []encap.Message
+	tunBufs [][]byte // item i opens into tunBufs[i], after HeaderRoom
+	items   []recvItem
+	tun     [][]byte
+	open    openTask
 }
 
 // newRecvScratch returns the scratch of a receive goroutine and a function
 // that frees its buffers once the goroutine is done.
 func newRecvScratch(batch int) (*recvScratch, func()) {
 	s := &recvScratch{
-		sizes: make([]int, batch),
-		eps:   make([]conn.Endpoint, batch),
+		msgs:  make([]encap.Message, batch),
 		items: make([]recvItem, 0, batch),
 		tun:   make([][]byte, 0, batch),
 	}
-	var free func()
-	s.bufs, free = batchBuffers(batch, BufferSize)
-	return s, free
+	msgBufs, freeMsgs := batchBuffers(batch, encap.MaxSegmentSize)
+	for i := range s.msgs {
+		s.msgs[i].Buf = msgBufs[i]
+	}
+	var freeTun func()
+	s.tunBufs, freeTun = batchBuffers(batch, BufferSize)
+	return s, func() { freeMsgs(); freeTun() }
 }
 
-func (d *Device) routineReceive(recv conn.ReceiveFunc) {
+func (d *Device) routineReceive(recv encap.ReceiveFunc) {
 	defer d.wg.Done()
 	s, free := newRecvScratch(d.bind.BatchSize())
 	defer free()
 	for {
-		n, err := recv(s.bufs, s.sizes, s.eps)
+		for i := range s.msgs {
+			s.msgs[i].Buf = s.msgs[i].Buf[:cap(s.msgs[i].Buf)]
+		}
+		n, err := recv(s.msgs)
 		if err != nil {
 			if d.isClosed() || errors.Is(err, net.ErrClosed) {
 				return
@@ -76,48 +85,59 @@ func (d *Device) routineReceive(recv conn.ReceiveFunc) {
 	}
 }
 
-// receiveBatch processes s.bufs[:n] as received datagrams.
+// receiveBatch processes the datagrams in s.msgs[:n], in TUN batches of at
+// most len(s.tunBufs) packets (a batch of GRO trains holds more datagrams
+// than messages).
 func (d *Device) receiveBatch(s *recvScratch, n int) {
 	s.items = s.items[:0]
 	var cached indexEntry
 	var cachedIdx uint32
 	haveCached := false
-	for i := 0; i < n; i++ {
-		pkt := s.bufs[i][:s.sizes[i]]
-		if len(pkt) == 0 {
-			continue
-		}
-		typ, err := encap.Classify(pkt)
-		if err != nil {
-			d.drops.add(DropMalformed, 1)
-			continue
-		}
-		if typ != encap.TypeTransport {
-			d.queueHandshake(pkt, s.eps[i])
-			continue
-		}
-		idx, counter, err := encap.ParseTransportHeader(pkt)
-		if err != nil {
-			d.drops.add(DropMalformed, 1)
-			continue
-		}
-		if !haveCached || idx != cachedIdx {
-			e, ok := d.indexes.lookup(idx)
-			if !ok || e.sess == nil {
-				d.drops.add(DropNoSession, 1)
-				d.rehandshakeUnknown(s.eps[i])
+	for i := range n {
+		m := &s.msgs[i]
+		seg := m.SegmentSize()
+		for off := 0; off < len(m.Buf); off += seg {
+			pkt := m.Buf[off:min(off+seg, len(m.Buf))]
+			typ, err := encap.Classify(pkt)
+			if err != nil {
+				d.drops.add(DropMalformed, 1)
 				continue
 			}
-			cached, cachedIdx, haveCached = e, idx, true
+			if typ != encap.TypeTransport {
+				d.queueHandshake(pkt, m.From)
+				continue
+			}
+			idx, counter, err := encap.ParseTransportHeader(pkt)
+			if err != nil {
+				d.drops.add(DropMalformed, 1)
+				continue
+			}
+			if !haveCached || idx != cachedIdx {
+				e, ok := d.indexes.lookup(idx)
+				if !ok || e.sess == nil {
+					d.drops.add(DropNoSession, 1)
+					d.rehandshakeUnknown(m.From)
+					continue
+				}
+				cached, cachedIdx, haveCached = e, idx, true
+			}
+			s.items = append(s.items, recvItem{sess: cached.sess, ct: pkt[encap.TransportHeaderSize:], from: m.From, counter: counter})
+			if len(s.items) == len(s.tunBufs) {
+				d.deliver(s)
+			}
 		}
-		s.items = append(s.items, recvItem{sess: cached.sess, buf: i, counter: counter})
 	}
+	d.deliver(s)
+}
+
+// deliver opens s.items, checks them in order, and writes what passes to
+// the TUN in one batch.
+func (d *Device) deliver(s *recvScratch) {
 	if len(s.items) == 0 {
 		return
 	}
-
 	t := &s.open
-	t.items, t.bufs, t.sizes = s.items, s.bufs, s.sizes
+	t.items, t.dst = s.items, s.tunBufs
 	d.crypto.run(t, len(s.items), &t.wg)
 
 	now := d.clock.Now()
@@ -149,7 +169,7 @@ func (d *Device) receiveBatch(s *recvScratch, n int) {
 			run.flush(now)
 			run = peerRun{peer: p}
 		}
-		run.add(it.sess, s.eps[it.buf], s.sizes[it.buf])
+		run.add(it.sess, it.from, encap.TransportHeaderSize+len(it.ct))
 		if len(it.plain) == 0 {
 			continue // keepalive
 		}
@@ -163,9 +183,10 @@ func (d *Device) receiveBatch(s *recvScratch, n int) {
 			continue
 		}
 		run.data = true
-		s.tun = append(s.tun, s.bufs[it.buf][:HeaderRoom+h.length])
+		s.tun = append(s.tun, s.tunBufs[i][:HeaderRoom+h.length])
 	}
 	run.flush(now)
+	s.items = s.items[:0]
 	if len(s.tun) > 0 {
 		d.tunWriteBatch.observe(len(s.tun))
 		if _, err := d.tun.Write(s.tun, HeaderRoom); err != nil && !d.isClosed() {
@@ -179,8 +200,8 @@ func (d *Device) receiveBatch(s *recvScratch, n int) {
 // holds keys we lost (we restarted), and would otherwise wait out its
 // KeepaliveTimeout+RekeyTimeout before noticing. The initiation rate limit
 // bounds what a spoofed source can make us send.
-func (d *Device) rehandshakeUnknown(ep conn.Endpoint) {
-	if p := d.peers.Load().byEndpoint[endpointAddr(ep)]; p != nil && p.current.Load() == nil {
+func (d *Device) rehandshakeUnknown(from netip.AddrPort) {
+	if p := d.peers.Load().byEndpoint[from]; p != nil && p.current.Load() == nil {
 		p.requestHandshake()
 	}
 }
@@ -190,15 +211,15 @@ func (d *Device) rehandshakeUnknown(ep conn.Endpoint) {
 // once per run instead of once per packet: a batch is mostly one peer's.
 type peerRun struct {
 	peer    *Peer
-	sess    *session      // of the last packet
-	ep      conn.Endpoint // of the last packet: roaming follows the newest
+	sess    *session       // of the last packet
+	from    netip.AddrPort // of the last packet: roaming follows the newest
 	packets uint64
 	bytes   uint64
 	data    bool // any packet that was not a keepalive reached the TUN
 }
 
-func (r *peerRun) add(sess *session, ep conn.Endpoint, size int) {
-	r.sess, r.ep = sess, ep
+func (r *peerRun) add(sess *session, from netip.AddrPort, size int) {
+	r.sess, r.from = sess, from
 	r.packets++
 	r.bytes += uint64(size)
 }
@@ -208,7 +229,7 @@ func (r *peerRun) flush(now time.Time) {
 	if p == nil || r.packets == 0 {
 		return
 	}
-	p.setEndpoint(r.ep)
+	p.setEndpoint(r.from)
 	p.counters.rxPackets.Add(r.packets)
 	p.counters.rxBytes.Add(r.bytes)
 	p.timersAnyAuthenticatedPacketReceived()
@@ -234,25 +255,24 @@ func (p *Peer) keepKeyFreshReceiving(sess *session, now time.Time) {
 	}
 }
 
-// openTask authenticates and decrypts items[lo:hi] in place.
+// openTask authenticates and decrypts items[lo:hi], item i into dst[i]
+// behind HeaderRoom.
 type openTask struct {
 	items []recvItem
-	bufs  [][]byte
-	sizes []int
+	dst   [][]byte
 	wg    sync.WaitGroup
 }
 
 func (t *openTask) doRange(lo, hi int) {
 	for i := lo; i < hi; i++ {
 		it := &t.items[i]
-		ct := t.bufs[it.buf][encap.TransportHeaderSize:t.sizes[it.buf]]
-		plain, err := it.sess.kp.Open(ct[:0], it.counter, ct)
+		plain, err := it.sess.kp.Open(t.dst[i][HeaderRoom:HeaderRoom], it.counter, it.ct)
 		if err != nil {
 			it.plain = nil
 			continue
 		}
 		if plain == nil {
-			plain = ct[:0]
+			plain = t.dst[i][HeaderRoom:HeaderRoom]
 		}
 		it.plain = plain
 	}

@@ -6,8 +6,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.zx2c4.com/wireguard/conn"
-
 	"github.com/overlay-node/overlay-node/crypto"
 )
 
@@ -43,7 +41,7 @@ type Peer struct {
 	settings atomic.Pointer[peerSettings]
 
 	// Atomic: read on every packet.
-	endpoint atomic.Pointer[endpointBox]
+	endpoint atomic.Pointer[netip.AddrPort]
 	current  atomic.Pointer[session]
 
 	// Guarded by mu: the sessions not in use for sending, and the
@@ -107,40 +105,26 @@ func settingsOf(pc *PeerConfig) *peerSettings {
 	}
 }
 
-// endpointBox lets an interface value live in an atomic.Pointer.
-type endpointBox struct {
-	ep   conn.Endpoint
-	addr netip.AddrPort
-}
-
 // Name returns the peer's name.
 func (p *Peer) Name() string { return p.settings.Load().name }
 
 // PublicKey returns the peer's static public key.
 func (p *Peer) PublicKey() crypto.PublicKey { return p.key }
 
-func (p *Peer) loadEndpoint() *endpointBox { return p.endpoint.Load() }
+func (p *Peer) loadEndpoint() *netip.AddrPort { return p.endpoint.Load() }
 
 // setEndpoint records where the peer was last heard from. Callers only pass
 // endpoints of authenticated packets: that is what makes roaming safe.
-func (p *Peer) setEndpoint(ep conn.Endpoint) {
-	addr := endpointAddr(ep)
-	if cur := p.endpoint.Load(); cur != nil && cur.addr == addr {
+func (p *Peer) setEndpoint(addr netip.AddrPort) {
+	if cur := p.endpoint.Load(); cur != nil && *cur == addr {
 		return
 	}
-	old := p.endpoint.Swap(&endpointBox{ep: ep, addr: addr})
-	if old == nil || old.addr != addr {
+	ep := new(netip.AddrPort) // not &addr: that would move addr to the heap on every call
+	*ep = addr
+	old := p.endpoint.Swap(ep)
+	if old == nil || *old != addr {
 		p.device.log.Info("peer endpoint changed", "peer", p.Name(), "endpoint", addr.String())
 	}
-}
-
-// endpointAddr extracts ip:port from an endpoint without allocating.
-func endpointAddr(ep conn.Endpoint) netip.AddrPort {
-	if ap, ok := ep.(interface{ Port() uint16 }); ok {
-		return netip.AddrPortFrom(ep.DstIP(), ap.Port())
-	}
-	ap, _ := netip.ParseAddrPort(ep.DstToString())
-	return ap
 }
 
 // installSession publishes a freshly derived session. The initiator sends

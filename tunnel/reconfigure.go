@@ -73,9 +73,8 @@ func (d *Device) Reconfigure(peers []PeerConfig) error {
 		p := set.byKey[pc.PublicKey]
 		prev := p.settings.Swap(settingsOf(pc))
 		if pc.Endpoint.IsValid() && pc.Endpoint != prev.endpoint {
-			if ep, err := d.bind.ParseEndpoint(pc.Endpoint.String()); err == nil {
-				p.endpoint.Store(&endpointBox{ep: ep, addr: pc.Endpoint})
-			}
+			ep := pc.Endpoint
+			p.endpoint.Store(&ep)
 		}
 	}
 	d.peers.Store(set)

@@ -5,8 +5,6 @@ import (
 	"sync"
 	"testing"
 
-	"golang.zx2c4.com/wireguard/conn"
-
 	"github.com/overlay-node/overlay-node/encap"
 	"github.com/overlay-node/overlay-node/encap/encaptest"
 )
@@ -21,7 +19,7 @@ func TestRoamingOnlyOnAuthenticatedFreshPackets(t *testing.T) {
 
 	var mu sync.Mutex
 	var captured []byte
-	a.bind.SetTap(func(pkt []byte, _ conn.Endpoint) {
+	a.bind.SetTap(func(pkt []byte, _ netip.AddrPort) {
 		mu.Lock()
 		defer mu.Unlock()
 		if typ, _ := encap.Classify(pkt); typ == encap.TypeTransport && len(pkt) > 32 && captured == nil {
@@ -32,8 +30,8 @@ func TestRoamingOnlyOnAuthenticatedFreshPackets(t *testing.T) {
 	a.tun.Inject(ipv4Packet(a.addr, b.addr, []byte("roam")))
 	waitFor(t, "captured packet", func() bool { mu.Lock(); defer mu.Unlock(); return captured != nil })
 
-	roamed := encaptest.Endpoint{AddrPort: netip.MustParseAddrPort("127.0.0.9:4000")}
-	attacker := encaptest.Endpoint{AddrPort: netip.MustParseAddrPort("127.0.0.66:6666")}
+	roamed := netip.MustParseAddrPort("127.0.0.9:4000")
+	attacker := netip.MustParseAddrPort("127.0.0.66:6666")
 
 	forged := append([]byte(nil), captured...)
 	forged[len(forged)-1] ^= 1
@@ -45,14 +43,14 @@ func TestRoamingOnlyOnAuthenticatedFreshPackets(t *testing.T) {
 
 	b.bind.Inject(captured, roamed)
 	<-b.tun.Outbound
-	if got := endpointOfA(); got != roamed.AddrPort {
-		t.Fatalf("authenticated packet: got endpoint %v, want %v", got, roamed.AddrPort)
+	if got := endpointOfA(); got != roamed {
+		t.Fatalf("authenticated packet: got endpoint %v, want %v", got, roamed)
 	}
 
 	b.bind.Inject(captured, attacker)
 	waitFor(t, "replay drop", func() bool { return b.drops(DropReplay) == 1 })
-	if got := endpointOfA(); got != roamed.AddrPort {
-		t.Fatalf("replayed packet moved the endpoint to %v, want %v", got, roamed.AddrPort)
+	if got := endpointOfA(); got != roamed {
+		t.Fatalf("replayed packet moved the endpoint to %v, want %v", got, roamed)
 	}
 }
 
@@ -81,22 +79,15 @@ func TestRoamingUsesThePacketsOwnSource(t *testing.T) {
 	sess := a.dev.Peers()[0].current.Load()
 	r, free := newRecvScratch(BatchSize)
 	defer free()
-	attacker := encaptest.Endpoint{AddrPort: netip.MustParseAddrPort("127.0.0.66:6666")}
-	roamed := encaptest.Endpoint{AddrPort: netip.MustParseAddrPort("127.0.0.9:4000")}
+	attacker := netip.MustParseAddrPort("127.0.0.66:6666")
+	roamed := netip.MustParseAddrPort("127.0.0.9:4000")
 
-	r.sizes[0] = copy(r.bufs[0], []byte{0xff, 1, 2, 3}) // garbage first
-	r.eps[0] = attacker
-	c, _ := sess.kp.NextSendCounter()
-	buf := r.bufs[1]
-	encap.PutTransportHeader(buf, sess.remoteIndex, c)
-	plain := ipv4Packet(a.addr, b.addr, []byte("from a new address"))
-	n := copy(buf[HeaderRoom:], plain)
-	padded := encap.PaddedLen(n, 1420)
-	r.sizes[1] = len(sess.kp.Seal(buf[:HeaderRoom], c, buf[HeaderRoom:HeaderRoom+padded]))
-	r.eps[1] = roamed
+	r.msgs[0].Buf = r.msgs[0].Buf[:copy(r.msgs[0].Buf, []byte{0xff, 1, 2, 3})] // garbage first
+	r.msgs[0].From = attacker
+	sealTrain(sess, &r.msgs[1], roamed, ipv4Packet(a.addr, b.addr, []byte("from a new address")), 1)
 
 	b.dev.receiveBatch(r, 2)
-	if got := b.dev.Snapshot().Peers[0].Endpoint; got != roamed.AddrPort {
-		t.Errorf("got endpoint %v, want %v (the authenticated packet's source)", got, roamed.AddrPort)
+	if got := b.dev.Snapshot().Peers[0].Endpoint; got != roamed {
+		t.Errorf("got endpoint %v, want %v (the authenticated packet's source)", got, roamed)
 	}
 }

@@ -68,7 +68,7 @@ func (d *Device) Snapshot() Stats {
 			Drops:               p.counters.drops.snapshot(),
 		}
 		if ep := p.loadEndpoint(); ep != nil {
-			ps.Endpoint = ep.addr
+			ps.Endpoint = *ep
 		}
 		if ns := p.counters.lastHandshakeUnixNan.Load(); ns != 0 {
 			ps.LastHandshake = time.Unix(0, ns)

@@ -2,11 +2,10 @@ package tunnel
 
 import (
 	"encoding/binary"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
-
-	"golang.zx2c4.com/wireguard/conn"
 
 	"github.com/overlay-node/overlay-node/encap"
 	"github.com/overlay-node/overlay-node/encap/encaptest"
@@ -28,7 +27,7 @@ type sent struct {
 
 func watchSends(b *encaptest.Bind, c *tunneltest.Clock) *sendLog {
 	l := &sendLog{clock: c}
-	b.SetTap(func(pkt []byte, _ conn.Endpoint) {
+	b.SetTap(func(pkt []byte, _ netip.AddrPort) {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		l.sends = append(l.sends, sent{at: c.Now(), typ: binary.LittleEndian.Uint32(pkt), size: len(pkt)})
@@ -255,7 +254,7 @@ func TestHandshakeFloodRateLimited(t *testing.T) {
 	b.dev.SetUnderLoad(true)
 	var mu sync.Mutex
 	var withMAC2 []byte
-	a.bind.SetTap(func(pkt []byte, _ conn.Endpoint) {
+	a.bind.SetTap(func(pkt []byte, _ netip.AddrPort) {
 		mu.Lock()
 		defer mu.Unlock()
 		if binary.LittleEndian.Uint32(pkt) == encap.TypeInitiation && !allZero(pkt[encap.InitiationOffsetMAC2:]) {
@@ -271,7 +270,7 @@ func TestHandshakeFloodRateLimited(t *testing.T) {
 	mu.Unlock()
 	const n = 100
 	for i := 0; i < n; i++ {
-		if err := b.bind.Inject(msg, a.bind.Endpoint()); err != nil {
+		if err := b.bind.Inject(msg, a.bind.Addr()); err != nil {
 			t.Fatal(err)
 		}
 	}

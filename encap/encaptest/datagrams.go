@@ -5,104 +5,65 @@ import (
 	"net"
 	"net/netip"
 
-	"golang.zx2c4.com/wireguard/conn"
+	"github.com/overlay-node/overlay-node/encap"
 )
 
-// Endpoint is an address on the in-memory network; it implements
-// conn.Endpoint. It is a comparable value, so tests can check which endpoint
-// the engine replied to with ==.
-type Endpoint struct {
-	netip.AddrPort
-}
-
-var _ conn.Endpoint = Endpoint{}
-
-// ClearSrc does nothing: there is no sticky source address to forget.
-func (Endpoint) ClearSrc() {}
-
-// SrcToString returns "", as there is no local source address.
-func (Endpoint) SrcToString() string { return "" }
-
-// DstToString returns the address as ip:port.
-func (e Endpoint) DstToString() string { return e.AddrPort.String() }
-
-// DstToBytes returns the address in the same form as the standard bind's
-// endpoints (the IP bytes, then the port), so cookie MACs computed in tests
-// are bound to the same bytes as in production.
-func (e Endpoint) DstToBytes() []byte {
-	b, _ := e.AddrPort.MarshalBinary()
-	return b
-}
-
-// DstIP returns the IP of the address.
-func (e Endpoint) DstIP() netip.Addr { return e.Addr() }
-
-// SrcIP returns the zero Addr, as there is no local source address.
-func (Endpoint) SrcIP() netip.Addr { return netip.Addr{} }
-
-// Send copies each datagram in bufs (at most BatchSize of them) to the side
-// listening at ep, which is the peer when ep is the peer's Addr. A datagram to
-// any other address, or to a peer that is closed, is dropped and counted as
-// Unroutable; one that finds the peer's queue full is dropped and counted as
-// the peer's Overflow. Neither is an error, because neither is for UDP. Send
-// fails with net.ErrClosed while this side is closed, and with
-// conn.ErrWrongEndpointType for an endpoint this package did not make.
-func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
-	var dst netip.AddrPort
-	switch e := ep.(type) {
-	case Endpoint:
-		dst = e.AddrPort
-	case *Endpoint:
-		dst = e.AddrPort
-	default:
-		return conn.ErrWrongEndpointType
-	}
-
+// Send copies each datagram in pkts (at most BatchSize of them) to the side
+// listening at to, which is the peer when to is the peer's Addr. A datagram to
+// any other address, an invalid one included, or to a peer that is closed, is
+// dropped and counted as Unroutable; one that finds the peer's queue full is
+// dropped and counted as the peer's Overflow. Neither is an error, because
+// neither is for UDP. Send fails with net.ErrClosed while this side is
+// closed.
+func (b *Bind) Send(pkts [][]byte, to netip.AddrPort) error {
 	b.mu.Lock()
 	s, tap := b.sess, b.tap
 	if s == nil {
 		b.mu.Unlock()
 		return net.ErrClosed
 	}
-	if len(bufs) > b.batchSize {
+	if len(pkts) > b.batchSize {
 		n := b.batchSize
 		b.mu.Unlock()
-		return fmt.Errorf("encaptest: send of %d datagrams exceeds batch size %d", len(bufs), n)
+		return fmt.Errorf("encaptest: send of %d datagrams exceeds batch size %d", len(pkts), n)
 	}
-	b.sent.Add(uint64(len(bufs)))
+	b.sent.Add(uint64(len(pkts)))
 	if b.discard.Load() {
 		b.mu.Unlock()
 		return nil
 	}
-	pkts := make([][]byte, len(bufs))
-	for i, buf := range bufs {
-		pkts[i] = clone(buf)
+	copies := make([][]byte, len(pkts))
+	for i, p := range pkts {
+		copies[i] = clone(p)
 	}
-	pkts = b.impairLocked(pkts)
+	copies = b.impairLocked(copies)
 	b.mu.Unlock()
 
 	// The tap runs before delivery, so a test that records a datagram has
 	// it before the peer can react to it.
 	if tap != nil {
-		for _, buf := range bufs {
-			tap(clone(buf), ep)
+		for _, p := range pkts {
+			tap(clone(p), to)
 		}
 	}
-	if !b.peer.deliver(pkts, s.self, dst) {
-		b.unroutable.Add(uint64(len(pkts)))
+	if !b.peer.deliver(copies, s.addr, to) {
+		b.unroutable.Add(uint64(len(copies)))
 	}
 	return nil
 }
 
 // Inject queues a copy of pkt for this side's ReceiveFunc as if it had
-// arrived from `from` (the peer's address if from is nil). It bypasses the
-// Impairment and the tap: it is how a test replays a recorded datagram or
-// feeds hand-made bytes to the engine. It fails with net.ErrClosed while the
-// side is closed and with ErrQueueFull, counted as Overflow, when the queue
-// has no room.
-func (b *Bind) Inject(pkt []byte, from conn.Endpoint) error {
-	if from == nil {
-		from = b.peer.Endpoint()
+// arrived from `from`: the peer's address if from is the zero AddrPort, and
+// an IPv4-mapped address as plain IPv4, as the encap.Bind contract has it. It
+// bypasses the Impairment and the tap: it is how a test replays a recorded
+// datagram or feeds hand-made bytes to the engine. It fails with
+// net.ErrClosed while the side is closed and with ErrQueueFull, counted as
+// Overflow, when the queue has no room.
+func (b *Bind) Inject(pkt []byte, from netip.AddrPort) error {
+	if from.IsValid() {
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	} else {
+		from = b.peer.Addr()
 	}
 	b.mu.Lock()
 	s := b.sess
@@ -110,34 +71,49 @@ func (b *Bind) Inject(pkt []byte, from conn.Endpoint) error {
 	if s == nil {
 		return net.ErrClosed
 	}
-	select {
-	case s.queue <- datagram{data: clone(pkt), from: from}:
-		b.injected.Add(1)
-		return nil
-	default:
+	if s.push([][]byte{clone(pkt)}, from) == 0 {
 		b.overflow.Add(1)
 		return ErrQueueFull
 	}
+	b.injected.Add(1)
+	return nil
 }
 
 // deliver queues pkts from `from` if this side is open at to, and reports
 // whether it is. It never blocks: a full queue drops, as a socket buffer
 // does, so a stalled receiver cannot stall its peer's sender.
-func (b *Bind) deliver(pkts [][]byte, from conn.Endpoint, to netip.AddrPort) bool {
+func (b *Bind) deliver(pkts [][]byte, from, to netip.AddrPort) bool {
 	b.mu.Lock()
 	s := b.sess
 	b.mu.Unlock()
 	if s == nil || s.addr != to {
 		return false
 	}
-	for _, p := range pkts {
-		select {
-		case s.queue <- datagram{data: p, from: from}:
-		default:
-			b.overflow.Add(1)
-		}
-	}
+	b.overflow.Add(uint64(len(pkts) - s.push(pkts, from)))
 	return true
+}
+
+// push queues as many of pkts as there is room for, oldest first, and
+// returns how many that was.
+func (s *session) push(pkts [][]byte, from netip.AddrPort) int {
+	s.mu.Lock()
+	n := min(len(pkts), s.queueLen-len(s.queue))
+	for _, p := range pkts[:n] {
+		s.queue = append(s.queue, datagram{data: p, from: from})
+	}
+	s.mu.Unlock()
+	if n > 0 {
+		s.wake()
+	}
+	return n
+}
+
+// wake tells a waiting ReceiveFunc to look at the queue again.
+func (s *session) wake() {
+	select {
+	case s.ready <- struct{}{}:
+	default: // a token is already there
+	}
 }
 
 // impairLocked applies the Impairment to one batch. It needs b.mu because
@@ -174,45 +150,81 @@ func (b *Bind) impairLocked(pkts [][]byte) [][]byte {
 }
 
 // receiveFunc returns the ReceiveFunc of session s. It blocks for the first
-// datagram, then takes whatever else is already queued, up to len(bufs), so
-// that a burst arrives as one batch, as with recvmmsg. A datagram longer than
-// its buffer is truncated to it, as UDP truncates.
-func (b *Bind) receiveFunc(s *session, batch int) conn.ReceiveFunc {
-	return func(bufs [][]byte, sizes []int, eps []conn.Endpoint) (int, error) {
-		if len(bufs) == 0 || len(bufs) > batch || len(sizes) < len(bufs) || len(eps) < len(bufs) {
-			return 0, fmt.Errorf("encaptest: receive with %d buffers, %d sizes and %d endpoints, batch size %d",
-				len(bufs), len(sizes), len(eps), batch)
+// datagram, then takes whatever else is already queued, up to len(msgs)
+// messages, so that a burst arrives as one batch, as with recvmmsg. A
+// datagram longer than its buffer is truncated to it, as UDP truncates.
+func (b *Bind) receiveFunc(s *session, batch int) encap.ReceiveFunc {
+	return func(msgs []encap.Message) (int, error) {
+		if len(msgs) == 0 || len(msgs) > batch {
+			return 0, fmt.Errorf("encaptest: receive into %d messages, batch size %d", len(msgs), batch)
 		}
-		// Check done first: with both channels ready select picks at
-		// random, and a call after Close must fail.
-		select {
-		case <-s.done:
-			return 0, net.ErrClosed
-		default:
-		}
-		var d datagram
-		select {
-		case <-s.done:
-			return 0, net.ErrClosed
-		case d = <-s.queue:
-		}
-		n := 0
-		for n < len(bufs) {
-			if n > 0 {
-				select {
-				case d = <-s.queue:
-				default:
-					b.received.Add(uint64(n))
-					return n, nil
-				}
+		for {
+			// Check done first: with both channels ready select picks
+			// at random, and a call after Close must fail.
+			select {
+			case <-s.done:
+				return 0, net.ErrClosed
+			default:
 			}
-			sizes[n] = copy(bufs[n], d.data)
-			eps[n] = d.from
-			n++
+			if n, dgs := s.fill(msgs, !b.noGRO.Load()); n > 0 {
+				b.received.Add(uint64(dgs))
+				return n, nil
+			}
+			select {
+			case <-s.done:
+				return 0, net.ErrClosed
+			case <-s.ready:
+			}
 		}
-		b.received.Add(uint64(n))
-		return n, nil
 	}
+}
+
+// fill moves queued datagrams into msgs and returns how many messages and
+// how many datagrams it filled. With gro it coalesces as the kernel does: a
+// message takes following datagrams from the same source while they are as
+// long as the first (the last may be shorter, and ends the train), up to
+// encap.MaxGSOSegments and the length of its Buf. Only what is already
+// queued is coalesced, so a lone datagram is never held back.
+func (s *session) fill(msgs []encap.Message, gro bool) (n, dgs int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.queue
+	for n < len(msgs) && len(q) > 0 {
+		m := &msgs[n]
+		first := q[0]
+		q = q[1:]
+		size := copy(m.Buf, first.data)
+		seg, count := len(first.data), 1
+		for gro && count < encap.MaxGSOSegments && len(q) > 0 {
+			d := q[0]
+			// An empty datagram joins no train, as a train's segments
+			// cannot show it, and none joins an empty one, being longer.
+			if d.from != first.from || len(d.data) == 0 || len(d.data) > seg || size+len(d.data) > len(m.Buf) {
+				break
+			}
+			size += copy(m.Buf[size:], d.data)
+			q = q[1:]
+			count++
+			if len(d.data) < seg {
+				break
+			}
+		}
+		m.Buf = m.Buf[:size]
+		m.Seg = 0
+		if count > 1 {
+			m.Seg = seg
+		}
+		m.From = first.from
+		n++
+		dgs += count
+	}
+	if len(q) == 0 {
+		q = s.queue[:0] // reuse the array rather than creep along it
+	} else {
+		s.wake() // for a concurrent call of the same ReceiveFunc
+	}
+	s.queue = q
+	return n, dgs
 }
 
 // clone copies p into memory of its own, keeping an empty datagram non-nil.

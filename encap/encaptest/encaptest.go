@@ -7,19 +7,22 @@
 //
 // Each side has a fixed IPv4 address (127.0.0.1 for the first, 127.0.0.2 for
 // the second) and a port, DefaultPort unless Open is given another, so the
-// endpoints a test configures, the source addresses cookie MACs are bound to,
-// and the endpoints the engine learns are all stable across runs.
+// addresses a test configures, the source addresses cookie MACs are bound to,
+// and the addresses the engine learns are all stable across runs.
+//
+// The receiving side coalesces queued datagrams into trains as the kernel's
+// UDP GRO does, so unit tests exercise the engine's GRO path; [Bind.SetGRO]
+// turns that off.
 package encaptest
 
 import (
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 
-	"golang.zx2c4.com/wireguard/conn"
+	"github.com/overlay-node/overlay-node/encap"
 )
 
 // Defaults of a new pair.
@@ -36,6 +39,9 @@ const (
 // ErrQueueFull is returned by Inject when the receiving side's queue is full;
 // datagrams from Send are dropped silently instead, as UDP would.
 var ErrQueueFull = errors.New("encaptest: receive queue full")
+
+// ErrAlreadyOpen is returned by Open on a side that is open.
+var ErrAlreadyOpen = errors.New("encaptest: bind already open")
 
 // Impairment describes how unreliable the link out of one side is. Each
 // probability is in [0, 1] and applies to each datagram independently. The
@@ -59,10 +65,10 @@ type Stats struct {
 	Unroutable uint64 // sent to an address where the peer is not listening
 	Injected   uint64 // datagrams queued by Inject
 	Overflow   uint64 // dropped on arrival because the queue was full
-	Received   uint64 // datagrams returned by the ReceiveFunc
+	Received   uint64 // datagrams returned by the ReceiveFunc, not messages
 }
 
-// Bind is one side of an in-memory pair; it implements conn.Bind. Datagrams
+// Bind is one side of an in-memory pair; it implements encap.Bind. Datagrams
 // sent to the other side's address are copied into the other side's queue,
 // those sent anywhere else are dropped and counted. The methods are safe for
 // concurrent use.
@@ -75,34 +81,44 @@ type Bind struct {
 	port      uint16   // last port opened, DefaultPort before that
 	batchSize int
 	queueLen  int
-	tap       func(pkt []byte, to conn.Endpoint)
+	tap       func(pkt []byte, to netip.AddrPort)
 	im        Impairment
 	rng       *rand.Rand // nil for a perfect link
 
 	sent, lost, unroutable, injected, overflow, received atomic.Uint64
-	discard                                              atomic.Bool
+	discard, noGRO                                       atomic.Bool
 }
 
 // SetDiscard makes Send count datagrams as sent and forget them, without
 // copying, so tests can measure the sender's own allocations.
 func (b *Bind) SetDiscard(on bool) { b.discard.Store(on) }
 
+// SetGRO turns the coalescing of received datagrams into trains on (the
+// default) or off, from the next receive on. Off, every message is one
+// datagram, as from a kernel without UDP GRO.
+func (b *Bind) SetGRO(on bool) { b.noGRO.Store(!on) }
+
 // session is the state of one Open..Close period. ReceiveFuncs capture their
 // session, so that those of an earlier Open keep returning net.ErrClosed
 // after the bind is opened again.
 type session struct {
-	queue chan datagram // never closed: a late Send must not panic
-	done  chan struct{} // closed by Close
-	self  conn.Endpoint // this side's address, boxed once for every datagram it sends
 	addr  netip.AddrPort
+	done  chan struct{} // closed by Close
+	ready chan struct{} // holds a token when the queue may have become non-empty
+
+	// The queue is a slice rather than a channel because GRO must look at
+	// the next datagram before deciding to take it.
+	mu       sync.Mutex
+	queue    []datagram
+	queueLen int
 }
 
 type datagram struct {
 	data []byte
-	from conn.Endpoint
+	from netip.AddrPort
 }
 
-var _ conn.Bind = (*Bind)(nil)
+var _ encap.Bind = (*Bind)(nil)
 
 // NewPair returns two connected binds, at 127.0.0.1 and 127.0.0.2. Both are
 // closed; open them as the engine would.
@@ -111,7 +127,7 @@ func NewPair() (*Bind, *Bind) {
 	b := &Bind{ip: netip.AddrFrom4([4]byte{127, 0, 0, 2})}
 	for _, x := range []*Bind{a, b} {
 		x.port = DefaultPort
-		x.batchSize = conn.IdealBatchSize
+		x.batchSize = encap.BatchSize
 		x.queueLen = DefaultQueueLen
 	}
 	a.peer, b.peer = b, a
@@ -125,12 +141,6 @@ func (b *Bind) Addr() netip.AddrPort {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return netip.AddrPortFrom(b.ip, b.port)
-}
-
-// Endpoint returns Addr as an endpoint, to configure the other side with or
-// to pass to the other side's Inject.
-func (b *Bind) Endpoint() conn.Endpoint {
-	return Endpoint{b.Addr()}
 }
 
 // SetBatchSize changes the batch size reported by BatchSize, so tests can run
@@ -158,7 +168,7 @@ func (b *Bind) SetQueueLen(n int) {
 // every datagram this side sends and its destination, before any Impairment
 // applies: the tap sees what the engine put on the wire. fn owns the copy.
 // nil removes the tap.
-func (b *Bind) SetTap(fn func(pkt []byte, to conn.Endpoint)) {
+func (b *Bind) SetTap(fn func(pkt []byte, to netip.AddrPort)) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.tap = fn
@@ -189,27 +199,27 @@ func (b *Bind) Stats() Stats {
 }
 
 // Open starts listening on port, or on DefaultPort if port is 0, and returns
-// a single ReceiveFunc. Datagrams that arrived while the side was closed are
-// gone, as they would be for a socket.
-func (b *Bind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
+// a single ReceiveFunc, which gets datagrams from any address, such as the
+// IPv6 ones a test injects. Datagrams that arrived while the side was closed
+// are gone, as they would be for a socket.
+func (b *Bind) Open(port uint16) ([]encap.ReceiveFunc, uint16, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.sess != nil {
-		return nil, 0, conn.ErrBindAlreadyOpen
+		return nil, 0, ErrAlreadyOpen
 	}
 	if port == 0 {
 		port = DefaultPort
 	}
 	b.port = port
-	addr := netip.AddrPortFrom(b.ip, port)
 	s := &session{
-		queue: make(chan datagram, b.queueLen),
-		done:  make(chan struct{}),
-		self:  Endpoint{addr},
-		addr:  addr,
+		addr:     netip.AddrPortFrom(b.ip, port),
+		done:     make(chan struct{}),
+		ready:    make(chan struct{}, 1),
+		queueLen: b.queueLen,
 	}
 	b.sess = s
-	return []conn.ReceiveFunc{b.receiveFunc(s, b.batchSize)}, port, nil
+	return []encap.ReceiveFunc{b.receiveFunc(s, b.batchSize)}, port, nil
 }
 
 // Close stops listening: every ReceiveFunc returns net.ErrClosed from then
@@ -225,23 +235,10 @@ func (b *Bind) Close() error {
 	return nil
 }
 
-// SetMark does nothing: there is no routing to steer.
-func (b *Bind) SetMark(uint32) error { return nil }
-
-// BatchSize returns the batch size, conn.IdealBatchSize unless SetBatchSize
+// BatchSize returns the batch size, encap.BatchSize unless SetBatchSize
 // changed it.
 func (b *Bind) BatchSize() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.batchSize
-}
-
-// ParseEndpoint parses an ip:port into an Endpoint. Hostnames are not
-// resolved, because nothing in memory has a name.
-func (b *Bind) ParseEndpoint(s string) (conn.Endpoint, error) {
-	ap, err := netip.ParseAddrPort(s)
-	if err != nil {
-		return nil, fmt.Errorf("encaptest: parse endpoint: %w", err)
-	}
-	return Endpoint{ap}, nil
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.zx2c4.com/wireguard/conn"
+	"github.com/overlay-node/overlay-node/encap"
 )
 
 func TestClose(t *testing.T) {
@@ -17,8 +17,8 @@ func TestClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := b.Open(0); !errors.Is(err, conn.ErrBindAlreadyOpen) {
-		t.Errorf("second Open = %v, want conn.ErrBindAlreadyOpen", err)
+	if _, _, err := b.Open(0); !errors.Is(err, ErrAlreadyOpen) {
+		t.Errorf("second Open = %v, want ErrAlreadyOpen", err)
 	}
 	if _, _, err := a.Open(0); err != nil {
 		t.Fatal(err)
@@ -28,7 +28,7 @@ func TestClose(t *testing.T) {
 	// A blocked receive is released by Close.
 	done := make(chan error)
 	go func() {
-		_, err := fns[0](newBatch(1, 100).bufs, make([]int, 1), make([]conn.Endpoint, 1))
+		_, err := newBatch(1, 100).call(fns[0])
 		done <- err
 	}()
 	time.Sleep(10 * time.Millisecond)
@@ -48,16 +48,16 @@ func TestClose(t *testing.T) {
 	}
 
 	// Closed: sends to it go nowhere, its own Send and Inject fail.
-	if err := a.Send(pkts(3), b.Endpoint()); err != nil {
+	if err := a.Send(pkts(3), b.Addr()); err != nil {
 		t.Errorf("Send to a closed peer = %v, want nil (UDP does not report it)", err)
 	}
 	if got := a.Stats().Unroutable; got != 3 {
 		t.Errorf("Unroutable after sending to a closed peer = %d, want 3", got)
 	}
-	if err := b.Send(pkts(1), a.Endpoint()); !errors.Is(err, net.ErrClosed) {
+	if err := b.Send(pkts(1), a.Addr()); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Send on a closed bind = %v, want net.ErrClosed", err)
 	}
-	if err := b.Inject([]byte("x"), nil); !errors.Is(err, net.ErrClosed) {
+	if err := b.Inject([]byte("x"), netip.AddrPort{}); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Inject on a closed bind = %v, want net.ErrClosed", err)
 	}
 
@@ -67,22 +67,22 @@ func TestClose(t *testing.T) {
 	if err != nil || port != DefaultPort {
 		t.Fatalf("reopen = %d, %v; want %d, nil", port, err, DefaultPort)
 	}
-	if err := a.Send(pkts(2), b.Endpoint()); err != nil {
+	if err := a.Send(pkts(2), b.Addr()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := fns[0](newBatch(1, 100).bufs, make([]int, 1), make([]conn.Endpoint, 1)); !errors.Is(err, net.ErrClosed) {
+	if _, err := newBatch(1, 100).call(fns[0]); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("old ReceiveFunc after reopen = %v, want net.ErrClosed", err)
 	}
-	if n := newBatch(4, 100).recv(t, fns2[0]); n != 2 {
-		t.Errorf("new ReceiveFunc got %d datagrams, want 2", n)
+	if got := newBatch(4, 100).datagrams(t, fns2[0]); len(got) != 2 {
+		t.Errorf("new ReceiveFunc got %d datagrams, want 2", len(got))
 	}
 
 	// Closed with datagrams queued: a receive after Close fails anyway.
-	if err := a.Send(pkts(2), b.Endpoint()); err != nil {
+	if err := a.Send(pkts(2), b.Addr()); err != nil {
 		t.Fatal(err)
 	}
 	b.Close()
-	if _, err := fns2[0](newBatch(4, 100).bufs, make([]int, 4), make([]conn.Endpoint, 4)); !errors.Is(err, net.ErrClosed) {
+	if _, err := newBatch(4, 100).call(fns2[0]); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("receive after Close with datagrams queued = %v, want net.ErrClosed", err)
 	}
 }
@@ -102,48 +102,44 @@ func TestAddressing(t *testing.T) {
 		t.Errorf("Addr() after Open(4000) = %v, want %v", got, want)
 	}
 
-	for _, to := range []string{"127.0.0.2:51820", "127.0.0.3:4000", "[::1]:4000"} {
-		ep, err := a.ParseEndpoint(to)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := a.Send(pkts(1), ep); err != nil {
-			t.Errorf("Send to %s = %v, want nil", to, err)
+	for _, to := range []netip.AddrPort{
+		netip.MustParseAddrPort("127.0.0.2:51820"),
+		netip.MustParseAddrPort("127.0.0.3:4000"),
+		netip.MustParseAddrPort("[::1]:4000"),
+		netip.MustParseAddrPort("[::ffff:127.0.0.2]:4000"),
+		{},
+	} {
+		if err := a.Send(pkts(1), to); err != nil {
+			t.Errorf("Send to %v = %v, want nil", to, err)
 		}
 	}
-	if got := a.Stats().Unroutable; got != 3 {
-		t.Errorf("Unroutable = %d, want 3", got)
+	if got := a.Stats().Unroutable; got != 5 {
+		t.Errorf("Unroutable = %d, want 5", got)
 	}
-	ep, _ := a.ParseEndpoint("127.0.0.2:4000")
-	if err := a.Send(pkts(1), ep); err != nil {
+	if err := a.Send(pkts(1), netip.MustParseAddrPort("127.0.0.2:4000")); err != nil {
 		t.Fatal(err)
 	}
-	if n := newBatch(4, 100).recv(t, fns[0]); n != 1 {
-		t.Errorf("received %d datagrams, want only the one sent to 127.0.0.2:4000", n)
+	if got := newBatch(4, 100).datagrams(t, fns[0]); len(got) != 1 {
+		t.Errorf("received %d datagrams, want only the one sent to 127.0.0.2:4000", len(got))
 	}
 }
 
 func TestSendErrors(t *testing.T) {
 	a, b, _, rb := open(t)
-	std, err := conn.NewStdNetBind().ParseEndpoint(b.Addr().String())
-	if err != nil {
-		t.Fatal(err)
+	if got, want := a.BatchSize(), encap.BatchSize; got != want {
+		t.Errorf("BatchSize() = %d, want encap.BatchSize (%d)", got, want)
 	}
-	if err := a.Send(pkts(1), std); !errors.Is(err, conn.ErrWrongEndpointType) {
-		t.Errorf("Send to a StdNetEndpoint = %v, want conn.ErrWrongEndpointType", err)
-	}
-	if err := a.Send(pkts(a.BatchSize()+1), b.Endpoint()); err == nil {
+	if err := a.Send(pkts(a.BatchSize()+1), b.Addr()); err == nil {
 		t.Errorf("Send of BatchSize+1 datagrams = nil, want an error")
 	}
-	if _, err := rb(newBatch(b.BatchSize()+1, 10).bufs, make([]int, b.BatchSize()+1),
-		make([]conn.Endpoint, b.BatchSize()+1)); err == nil {
-		t.Errorf("receive into BatchSize+1 buffers = nil, want an error")
+	if got := a.Stats().Sent; got != 0 {
+		t.Errorf("Sent after a refused Send = %d, want 0", got)
 	}
-	if _, err := rb(newBatch(4, 10).bufs, make([]int, 3), make([]conn.Endpoint, 4)); err == nil {
-		t.Errorf("receive with too few sizes = nil, want an error")
+	if _, err := newBatch(b.BatchSize()+1, 10).call(rb); err == nil {
+		t.Errorf("receive into BatchSize+1 messages = nil, want an error")
 	}
-	if _, err := a.ParseEndpoint("peer.example:51820"); err == nil {
-		t.Errorf("ParseEndpoint of a hostname = nil, want an error")
+	if _, err := rb(nil); err == nil {
+		t.Errorf("receive into no messages = nil, want an error")
 	}
 }
 
@@ -162,16 +158,23 @@ func TestSetBatchSize(t *testing.T) {
 	if got := b.BatchSize(); got != 1 {
 		t.Errorf("BatchSize() = %d, want 1", got)
 	}
-	if err := b.Send(pkts(2), a.Endpoint()); err == nil {
+	if err := b.Send(pkts(2), a.Addr()); err == nil {
 		t.Errorf("Send of 2 datagrams with batch size 1 = nil, want an error")
 	}
-	if err := a.Send(pkts(3), b.Endpoint()); err != nil {
+	if _, err := newBatch(2, 100).call(fns[0]); err == nil {
+		t.Errorf("receive into 2 messages with batch size 1 = nil, want an error")
+	}
+
+	// Without GRO, the engine's one-datagram-per-receive path.
+	b.SetGRO(false)
+	if err := a.Send(pkts(3), b.Addr()); err != nil {
 		t.Fatal(err)
 	}
 	bt := newBatch(1, 100)
 	for i := range 3 {
-		if n := bt.recv(t, fns[0]); n != 1 {
-			t.Fatalf("receive %d returned %d datagrams, want 1", i, n)
+		got := bt.datagrams(t, fns[0])
+		if want := fmt.Sprintf("datagram %03d", i); len(got) != 1 || got[0].data != want {
+			t.Fatalf("receive %d returned %v, want only %q", i, got, want)
 		}
 	}
 }
@@ -189,23 +192,27 @@ func TestOverflow(t *testing.T) {
 	}
 	defer a.Close()
 
-	if err := a.Send(pkts(10), b.Endpoint()); err != nil {
+	if err := a.Send(pkts(10), b.Addr()); err != nil {
 		t.Errorf("Send into a full queue = %v, want nil (dropped, not failed)", err)
 	}
-	if err := b.Inject([]byte("x"), nil); !errors.Is(err, ErrQueueFull) {
+	if err := b.Inject([]byte("x"), netip.AddrPort{}); !errors.Is(err, ErrQueueFull) {
 		t.Errorf("Inject into a full queue = %v, want ErrQueueFull", err)
 	}
 	if got, want := b.Stats().Overflow, uint64(7); got != want {
 		t.Errorf("Overflow = %d, want %d", got, want)
 	}
-	bt := newBatch(16, 100)
-	if n := bt.recv(t, fns[0]); n != 4 {
-		t.Fatalf("received %d datagrams, want the 4 that fit", n)
+	got := newBatch(16, encap.MaxSegmentSize).datagrams(t, fns[0])
+	if len(got) != 4 {
+		t.Fatalf("received %d datagrams, want the 4 that fit", len(got))
 	}
 	for i := range 4 {
-		if want := fmt.Sprintf("datagram %03d", i); string(bt.pkt(i)) != want {
-			t.Errorf("datagram %d = %q, want %q (the oldest are kept)", i, bt.pkt(i), want)
+		if want := fmt.Sprintf("datagram %03d", i); got[i].data != want {
+			t.Errorf("datagram %d = %q, want %q (the oldest are kept)", i, got[i].data, want)
 		}
+	}
+	// The queue has room again once read.
+	if err := b.Inject([]byte("x"), netip.AddrPort{}); err != nil {
+		t.Errorf("Inject after the queue was read = %v, want nil", err)
 	}
 }
 
@@ -214,14 +221,13 @@ func impaired(t *testing.T, im Impairment, n int) ([]string, Stats) {
 	t.Helper()
 	a, b, _, rb := open(t)
 	a.SetImpairment(im)
-	if err := a.Send(pkts(n), b.Endpoint()); err != nil {
+	if err := a.Send(pkts(n), b.Addr()); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
 	if a.Stats().Sent-a.Stats().Lost > 0 {
-		bt := newBatch(a.BatchSize(), 100)
-		for range bt.recv(t, rb) {
-			got = append(got, string(bt.pkt(len(got))))
+		for _, d := range newBatch(a.BatchSize(), encap.MaxSegmentSize).datagrams(t, rb) {
+			got = append(got, d.data)
 		}
 	}
 	return got, a.Stats()
