@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.zx2c4.com/wireguard/tun"
+
 	"github.com/overlay-node/overlay-node/encap"
 )
 
@@ -41,16 +43,18 @@ type recvScratch struct {
 	tunBufs [][]byte // item i opens into tunBufs[i], after HeaderRoom
 	items   []recvItem
 	tun     [][]byte
+	tunOut  *tunWriter
 	open    openTask
 }
 
 // newRecvScratch returns the scratch of a receive goroutine and a function
 // that frees its buffers once the goroutine is done.
-func newRecvScratch(batch int) (*recvScratch, func()) {
+func newRecvScratch(batch int, dev tun.Device) (*recvScratch, func()) {
 	s := &recvScratch{
-		msgs:  make([]encap.Message, batch),
-		items: make([]recvItem, 0, batch),
-		tun:   make([][]byte, 0, batch),
+		tunOut: newTUNWriter(dev),
+		msgs:   make([]encap.Message, batch),
+		items:  make([]recvItem, 0, batch),
+		tun:    make([][]byte, 0, batch),
 	}
 	msgBufs, freeMsgs := batchBuffers(batch, encap.MaxSegmentSize)
 	for i := range s.msgs {
@@ -63,7 +67,7 @@ func newRecvScratch(batch int) (*recvScratch, func()) {
 
 func (d *Device) routineReceive(recv encap.ReceiveFunc) {
 	defer d.wg.Done()
-	s, free := newRecvScratch(d.bind.BatchSize())
+	s, free := newRecvScratch(d.bind.BatchSize(), d.tun)
 	defer free()
 	for {
 		for i := range s.msgs {
@@ -189,7 +193,7 @@ func (d *Device) deliver(s *recvScratch) {
 	s.items = s.items[:0]
 	if len(s.tun) > 0 {
 		d.tunWriteBatch.observe(len(s.tun))
-		if _, err := d.tun.Write(s.tun, HeaderRoom); err != nil && !d.isClosed() {
+		if err := s.tunOut.write(s.tun); err != nil && !d.isClosed() {
 			d.limitedLog.warn("tun write failed", "err", err)
 		}
 	}
