@@ -72,8 +72,9 @@ func (d *Device) routineReadTUN() {
 	defer d.wg.Done()
 	s, free := newSendScratch(d.tun.BatchSize())
 	defer free()
+	in := newTUNReader(d.tun, &d.drops)
 	for {
-		n, err := d.tun.Read(s.bufs, s.sizes, HeaderRoom)
+		n, err := in.read(s.bufs, s.sizes)
 		if err != nil {
 			if d.isClosed() || errors.Is(err, os.ErrClosed) {
 				return
