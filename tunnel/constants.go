@@ -18,8 +18,8 @@ const (
 const (
 	// BatchSize is how many packets move through each stage at once.
 	BatchSize = 128
-	// BufferSize holds the largest TUN read (a 64 KiB GSO super-packet) or
-	// UDP GRO read.
+	// BufferSize holds the largest TUN read or write (a 64 KiB
+	// super-packet), with the header room in front.
 	BufferSize = 65535 + HeaderRoom
 	// HeaderRoom is the space reserved in front of every packet so the
 	// transport header is written and the payload sealed in place.

@@ -24,8 +24,8 @@ import (
 // order, each is checked against the replay window (only now, after
 // authentication), its inner source is looked up over all peers and must
 // route back to the sender, the endpoint is updated (roaming), and the
-// plaintext joins one TUN write for the whole batch (GRO-coalesced by the
-// TUN device).
+// plaintext joins one TUN write batch, coalesced into super-packets by
+// gro.go.
 
 // recvItem is one transport packet of a batch on its way to the TUN; the
 // i-th item opens into the i-th TUN buffer.
