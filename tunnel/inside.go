@@ -91,6 +91,7 @@ func (d *Device) routineReadTUN() {
 		}
 		d.tunReadBatch.observe(n)
 		d.routeBatch(s, n)
+		d.poller.activity()
 	}
 }
 
