@@ -107,20 +107,6 @@ func (b *linuxBind) Close() error {
 	return errors.Join(errs...)
 }
 
-// FDs returns the descriptors of the open sockets, for a busy poller to
-// watch.
-func (b *linuxBind) FDs() []int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var fds []int
-	for _, s := range []*udpSocket{b.v4, b.v6} {
-		if s != nil {
-			s.raw.Control(func(fd uintptr) { fds = append(fds, int(fd)) })
-		}
-	}
-	return fds
-}
-
 func (b *linuxBind) Send(pkts [][]byte, to netip.AddrPort) error {
 	b.mu.Lock()
 	s, missing := b.v4, ErrNoIPv4

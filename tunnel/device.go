@@ -32,9 +32,6 @@ type Config struct {
 type Options struct {
 	Logger *slog.Logger // nil discards logs
 	Clock  Clock        // nil means SystemClock
-	// BusyPoll keeps a core polling the TUN and UDP descriptors for this
-	// long after each batch (see busypoll.go); 0 turns it off.
-	BusyPoll time.Duration
 }
 
 // Device is one running node: a TUN device, a UDP bind, and its peers.
@@ -48,8 +45,6 @@ type Device struct {
 	cookies  *crypto.CookieChecker
 	mtu      int
 	port     uint16
-	busyPoll time.Duration
-	poller   *busyPoller // nil when off
 
 	// Atomic: the peer set is replaced whole, never mutated, so the packet
 	// path reads it without locks. reconfigure serialises replacements.
@@ -108,7 +103,6 @@ func New(tdev tun.Device, bind encap.Bind, cfg Config, opt Options) (*Device, er
 		identity:   id,
 		cookies:    crypto.NewCookieChecker(id.PublicKey()),
 		mtu:        cfg.MTU,
-		busyPoll:   opt.BusyPoll,
 		port:       cfg.ListenPort,
 		indexes:    newIndexTable(),
 		handshakes: make(chan *handshakeElem, HandshakeQueueSize),
@@ -150,10 +144,6 @@ func (d *Device) Up() error {
 	d.crypto = newCryptoPool()
 	d.handshakeWG.Add(1)
 	go d.routineHandshakes()
-	if fds := d.pollFDs(); d.busyPoll > 0 && fds != nil {
-		d.poller = newBusyPoller(fds, d.busyPoll)
-		go d.poller.run()
-	}
 	d.wg.Add(1 + len(fns))
 	go d.routineReadTUN()
 	for _, fn := range fns {
@@ -186,9 +176,6 @@ func (d *Device) Close() error {
 		}
 		err = errors.Join(d.bind.Close(), d.tun.Close())
 		d.wg.Wait() // no reader can queue a handshake after this
-		if d.poller != nil {
-			d.poller.stop()
-		}
 		close(d.handshakes)
 		d.handshakeWG.Wait()
 		if d.crypto != nil {

@@ -91,7 +91,6 @@ func (d *Device) routineReadTUN() {
 		}
 		d.tunReadBatch.observe(n)
 		d.routeBatch(s, n)
-		d.poller.activity()
 	}
 }
 

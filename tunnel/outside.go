@@ -86,7 +86,6 @@ func (d *Device) routineReceive(recv encap.ReceiveFunc) {
 		}
 		d.udpRecvBatch.observe(n)
 		d.receiveBatch(s, n)
-		d.poller.activity()
 	}
 }
 

@@ -27,12 +27,11 @@ import (
 	"github.com/overlay-node/overlay-node/tunnel"
 )
 
-const upSynopsis = "up -c mesh.toml -k node.key [--interface NAME] [--metrics ADDR] [--log-level LEVEL] [--log-format text|json] [--busy-poll DURATION]"
+const upSynopsis = "up -c mesh.toml -k node.key [--interface NAME] [--metrics ADDR] [--log-level LEVEL] [--log-format text|json]"
 
 // upFlags are the settings of `up`.
 type upFlags struct {
 	mesh, key, iface, metrics, logLevel, logFormat string
-	busyPoll                                       time.Duration
 }
 
 func cmdUp(args []string, stdout, stderr io.Writer) error {
@@ -44,13 +43,8 @@ func cmdUp(args []string, stdout, stderr io.Writer) error {
 	c.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on `ADDR`/metrics, e.g. 127.0.0.1:9586 (default off)")
 	c.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	c.StringVar(&f.logFormat, "log-format", "text", "text or json")
-	c.DurationVar(&f.busyPoll, "busy-poll", 200*time.Microsecond,
-		"after each batch, poll for replies this long before sleeping, within 10% of a core; 0 turns it off")
 	if err := c.parse(args); err != nil {
 		return err
-	}
-	if f.busyPoll < 0 {
-		return &usageError{msg: "up: --busy-poll must not be negative\nusage: overlay-node " + upSynopsis}
 	}
 	if f.mesh == "" || f.key == "" {
 		return &usageError{msg: "up: -c and -k are required\nusage: overlay-node " + upSynopsis}
@@ -170,7 +164,7 @@ func startNode(f upFlags, log *slog.Logger, stderr io.Writer) (_ *node, err erro
 	if err != nil {
 		return nil, fmt.Errorf("create TUN %s: %w (hint: run as root or with CAP_NET_ADMIN)", f.iface, err)
 	}
-	n.dev, err = tunnel.New(tdev, encap.NewBind(), cfg, tunnel.Options{Logger: log, BusyPoll: f.busyPoll})
+	n.dev, err = tunnel.New(tdev, encap.NewBind(), cfg, tunnel.Options{Logger: log})
 	if err != nil {
 		tdev.Close()
 		return nil, err
