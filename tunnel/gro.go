@@ -285,22 +285,32 @@ func putVirtioHdr(b []byte, h virtioHdr) {
 }
 
 // sumBytes adds b as big-endian 16-bit words to sum (ones' complement
-// arithmetic, folded later).
+// arithmetic; fold the result with foldChecksum). It sums little-endian
+// 32-bit words into four independent accumulators, which has no carry
+// chain to wait on, and swaps the bytes of the folded result at the end:
+// the ones' complement sum is byte-order independent up to that swap.
 func sumBytes(b []byte, sum uint64) uint64 {
-	var carry uint64
-	for len(b) >= 8 {
-		sum, carry = bits.Add64(sum, binary.BigEndian.Uint64(b), carry)
-		b = b[8:]
+	var s0, s1, s2, s3 uint64
+	for len(b) >= 32 {
+		s0 += uint64(binary.LittleEndian.Uint32(b)) + uint64(binary.LittleEndian.Uint32(b[4:]))
+		s1 += uint64(binary.LittleEndian.Uint32(b[8:])) + uint64(binary.LittleEndian.Uint32(b[12:]))
+		s2 += uint64(binary.LittleEndian.Uint32(b[16:])) + uint64(binary.LittleEndian.Uint32(b[20:]))
+		s3 += uint64(binary.LittleEndian.Uint32(b[24:])) + uint64(binary.LittleEndian.Uint32(b[28:]))
+		b = b[32:]
 	}
-	sum = sum>>32 + sum&0xffffffff + carry // room for the tail below
-	for len(b) >= 2 {
-		sum += uint64(binary.BigEndian.Uint16(b))
+	le := s0 + s1 + s2 + s3 // at most 2^45 for 64 KiB: no overflow
+	for len(b) >= 4 {
+		le += uint64(binary.LittleEndian.Uint32(b))
+		b = b[4:]
+	}
+	if len(b) >= 2 {
+		le += uint64(binary.LittleEndian.Uint16(b))
 		b = b[2:]
 	}
 	if len(b) == 1 {
-		sum += uint64(b[0]) << 8
+		le += uint64(b[0])
 	}
-	return sum
+	return sum + uint64(bits.ReverseBytes16(foldChecksum(le)))
 }
 
 func foldChecksum(sum uint64) uint16 {
