@@ -274,3 +274,28 @@ func TestGROSegment(t *testing.T) {
 		}
 	}
 }
+
+// TestNewBindPort: both sockets take the port asked for, and a port the
+// bind already holds cannot be taken twice.
+func TestNewBindPort(t *testing.T) {
+	b := NewBind()
+	_, port, err := b.Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	fns, got, err := b.Open(port)
+	if err != nil {
+		t.Fatalf("reopen on port %d: %v", port, err)
+	}
+	defer b.Close()
+	if got != port {
+		t.Errorf("bound port %d, want %d", got, port)
+	}
+	if len(fns) == 0 {
+		t.Fatal("no receive functions")
+	}
+	if _, _, err := NewBind().Open(port); err == nil {
+		t.Errorf("a second bind took port %d too", port)
+	}
+}

@@ -65,6 +65,9 @@ func (b *linuxBind) Open(port uint16) ([]ReceiveFunc, uint16, error) {
 		if err != nil && !errors.Is(err, syscall.EAFNOSUPPORT) {
 			return nil, 0, err
 		}
+		if v4 == nil {
+			actual = port // no IPv4 on this host: IPv6 takes the port asked for
+		}
 		v6, actual6, err6 := listen("udp6", actual)
 		if err6 != nil && !errors.Is(err6, syscall.EAFNOSUPPORT) {
 			if v4 != nil {
