@@ -38,6 +38,7 @@ type Options struct {
 type Device struct {
 	// Immutable after New.
 	tun      tun.Device
+	vnet     vnetTUN // the TUN file behind its virtio-net header, if any
 	bind     encap.Bind
 	log      *slog.Logger
 	clock    Clock
@@ -97,6 +98,7 @@ func New(tdev tun.Device, bind encap.Bind, cfg Config, opt Options) (*Device, er
 	id := crypto.NewIdentity(cfg.PrivateKey)
 	d := &Device{
 		tun:        tdev,
+		vnet:       vnetOf(tdev),
 		bind:       bind,
 		log:        opt.Logger,
 		clock:      opt.Clock,

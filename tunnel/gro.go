@@ -1,9 +1,6 @@
 package tunnel
 
-import (
-	"encoding/binary"
-	"math/bits"
-)
+import "encoding/binary"
 
 // Receive-side GRO: the opened packets of a batch are coalesced per flow
 // into TCP and UDP super-packets that the TUN device takes with a
@@ -16,16 +13,6 @@ import (
 // proved the packet is the one the peer sealed, so a checksum pass would
 // only re-check what authentication covers; it was half the cost of the
 // coalescing in wireguard-go's tun package, which does verify.
-
-// virtio-net header (legacy layout, host byte order) fields.
-const (
-	virtioHdrLen        = 10
-	virtioFlagNeedsCsum = 1
-	virtioGSONone       = 0
-	virtioGSOTCPv4      = 1
-	virtioGSOTCPv6      = 4
-	virtioGSOUDPL4      = 5
-)
 
 const (
 	protoTCP = 6
@@ -111,11 +98,6 @@ type groBatch struct {
 	open  int
 	out   [][]byte // packets to write, each with HeaderRoom in front
 	hdrs  []virtioHdr
-}
-
-type virtioHdr struct {
-	flags, gsoType                         uint8
-	hdrLen, gsoSize, csumStart, csumOffset uint16
 }
 
 // coalesce merges pkts (each with HeaderRoom in front, in buffers that own
@@ -273,50 +255,4 @@ func (g *groBatch) finish(f *groFlow) {
 	pseudo := sumBytes(pkt[p.srcOff:p.srcOff+2*p.alen], uint64(p.proto)+uint64(l4len))
 	binary.BigEndian.PutUint16(pkt[int(h.csumStart)+int(h.csumOffset):], foldChecksum(pseudo))
 	g.hdrs[f.out] = h
-}
-
-// putVirtioHdr writes h into the virtioHdrLen bytes of b, in host order.
-func putVirtioHdr(b []byte, h virtioHdr) {
-	b[0], b[1] = h.flags, h.gsoType
-	binary.NativeEndian.PutUint16(b[2:], h.hdrLen)
-	binary.NativeEndian.PutUint16(b[4:], h.gsoSize)
-	binary.NativeEndian.PutUint16(b[6:], h.csumStart)
-	binary.NativeEndian.PutUint16(b[8:], h.csumOffset)
-}
-
-// sumBytes adds b as big-endian 16-bit words to sum (ones' complement
-// arithmetic; fold the result with foldChecksum). It sums little-endian
-// 32-bit words into four independent accumulators, which has no carry
-// chain to wait on, and swaps the bytes of the folded result at the end:
-// the ones' complement sum is byte-order independent up to that swap.
-func sumBytes(b []byte, sum uint64) uint64 {
-	var s0, s1, s2, s3 uint64
-	for len(b) >= 32 {
-		s0 += uint64(binary.LittleEndian.Uint32(b)) + uint64(binary.LittleEndian.Uint32(b[4:]))
-		s1 += uint64(binary.LittleEndian.Uint32(b[8:])) + uint64(binary.LittleEndian.Uint32(b[12:]))
-		s2 += uint64(binary.LittleEndian.Uint32(b[16:])) + uint64(binary.LittleEndian.Uint32(b[20:]))
-		s3 += uint64(binary.LittleEndian.Uint32(b[24:])) + uint64(binary.LittleEndian.Uint32(b[28:]))
-		b = b[32:]
-	}
-	le := s0 + s1 + s2 + s3 // at most 2^45 for 64 KiB: no overflow
-	for len(b) >= 4 {
-		le += uint64(binary.LittleEndian.Uint32(b))
-		b = b[4:]
-	}
-	if len(b) >= 2 {
-		le += uint64(binary.LittleEndian.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		le += uint64(b[0])
-	}
-	return sum + uint64(bits.ReverseBytes16(foldChecksum(le)))
-}
-
-func foldChecksum(sum uint64) uint16 {
-	sum = sum>>32 + sum&0xffffffff
-	sum = sum>>32 + sum&0xffffffff
-	sum = sum>>16 + sum&0xffff
-	sum = sum>>16 + sum&0xffff
-	return uint16(sum)
 }

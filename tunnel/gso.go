@@ -2,7 +2,6 @@ package tunnel
 
 import (
 	"encoding/binary"
-	"errors"
 
 	"golang.zx2c4.com/wireguard/tun"
 )
@@ -12,23 +11,6 @@ import (
 // packets of at most gsoSize payload, each with its own headers and
 // checksums, as a NIC would. Each packet is then sealed on its own:
 // WireGuard carries IP packets, not super-packets.
-
-const virtioGSOECN = 0x80 // gsoType flag: the flow uses ECN, CWR goes on the first segment only
-
-var (
-	errBadVirtioHdr = errors.New("tun: inconsistent virtio-net header")
-)
-
-func getVirtioHdr(b []byte) virtioHdr {
-	return virtioHdr{
-		flags:      b[0],
-		gsoType:    b[1],
-		hdrLen:     binary.NativeEndian.Uint16(b[2:]),
-		gsoSize:    binary.NativeEndian.Uint16(b[4:]),
-		csumStart:  binary.NativeEndian.Uint16(b[6:]),
-		csumOffset: binary.NativeEndian.Uint16(b[8:]),
-	}
-}
 
 // completeChecksum finishes a partial checksum (VIRTIO_NET_HDR_F_NEEDS_CSUM
 // without GSO): the field holds the pseudo-header sum, and the sum over

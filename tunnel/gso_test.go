@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
-	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -178,13 +177,11 @@ func seqpacketTUN(t *testing.T) (*tunReader, *os.File) {
 	}
 	f, w := os.NewFile(uintptr(fds[0]), "tun"), os.NewFile(uintptr(fds[1]), "writer")
 	t.Cleanup(func() { f.Close(); w.Close() })
-	r := &tunReader{file: f, drops: new(dropCounters)}
-	var raw syscall.RawConn
-	if raw, err = f.SyscallConn(); err != nil {
+	raw, err := f.SyscallConn()
+	if err != nil {
 		t.Fatal(err)
 	}
-	r.raw, r.nbRead = raw, r.readNonBlocking
-	return r, w
+	return newTUNReader(nil, vnetTUN{file: f, raw: raw}, new(dropCounters)), w
 }
 
 func writeFrame(t *testing.T, w *os.File, h virtioHdr, pkt []byte) {

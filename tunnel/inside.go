@@ -72,7 +72,7 @@ func (d *Device) routineReadTUN() {
 	defer d.wg.Done()
 	s, free := newSendScratch(d.tun.BatchSize())
 	defer free()
-	in := newTUNReader(d.tun, &d.drops)
+	in := newTUNReader(d.tun, d.vnet, &d.drops)
 	for {
 		n, err := in.read(s.bufs, s.sizes)
 		if err != nil {

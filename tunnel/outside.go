@@ -7,8 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.zx2c4.com/wireguard/tun"
-
 	"github.com/overlay-node/overlay-node/encap"
 )
 
@@ -49,9 +47,9 @@ type recvScratch struct {
 
 // newRecvScratch returns the scratch of a receive goroutine and a function
 // that frees its buffers once the goroutine is done.
-func newRecvScratch(batch int, dev tun.Device) (*recvScratch, func()) {
+func newRecvScratch(batch int, out *tunWriter) (*recvScratch, func()) {
 	s := &recvScratch{
-		tunOut: newTUNWriter(dev),
+		tunOut: out,
 		msgs:   make([]encap.Message, batch),
 		items:  make([]recvItem, 0, batch),
 		tun:    make([][]byte, 0, batch),
@@ -67,12 +65,9 @@ func newRecvScratch(batch int, dev tun.Device) (*recvScratch, func()) {
 
 func (d *Device) routineReceive(recv encap.ReceiveFunc) {
 	defer d.wg.Done()
-	s, free := newRecvScratch(d.bind.BatchSize(), d.tun)
+	s, free := newRecvScratch(d.bind.BatchSize(), newTUNWriter(d.tun, d.vnet))
 	defer free()
 	for {
-		for i := range s.msgs {
-			s.msgs[i].Buf = s.msgs[i].Buf[:cap(s.msgs[i].Buf)]
-		}
 		n, err := recv(s.msgs)
 		if err != nil {
 			if d.isClosed() || errors.Is(err, net.ErrClosed) {
@@ -86,6 +81,9 @@ func (d *Device) routineReceive(recv encap.ReceiveFunc) {
 		}
 		d.udpRecvBatch.observe(n)
 		d.receiveBatch(s, n)
+		for i := range n { // the receive shortened these to what arrived
+			s.msgs[i].Buf = s.msgs[i].Buf[:cap(s.msgs[i].Buf)]
+		}
 	}
 }
 

@@ -1,9 +1,6 @@
 package tunnel
 
 import (
-	"os"
-	"syscall"
-
 	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/tun"
 )
@@ -17,8 +14,7 @@ import (
 // uses tun.Device.Read.
 type tunReader struct {
 	dev  tun.Device
-	file *os.File // nil: use dev.Read
-	raw  syscall.RawConn
+	vnet vnetTUN // file nil: use dev.Read
 
 	drops *dropCounters
 
@@ -35,15 +31,8 @@ type tunReader struct {
 	nbRead func(fd uintptr) bool
 }
 
-func newTUNReader(dev tun.Device, drops *dropCounters) *tunReader {
-	r := &tunReader{dev: dev, drops: drops}
-	r.file, _ = vnetFile(dev)
-	if r.file != nil {
-		var err error
-		if r.raw, err = r.file.SyscallConn(); err != nil {
-			r.file = nil
-		}
-	}
+func newTUNReader(dev tun.Device, vnet vnetTUN, drops *dropCounters) *tunReader {
+	r := &tunReader{dev: dev, vnet: vnet, drops: drops}
 	r.nbRead = r.readNonBlocking
 	return r
 }
@@ -57,7 +46,7 @@ func (r *tunReader) readNonBlocking(fd uintptr) bool {
 // many it filled. A size of 0 marks a slot to skip. Frames it cannot use
 // are counted in drops and skipped.
 func (r *tunReader) read(bufs [][]byte, sizes []int) (int, error) {
-	if r.file == nil {
+	if r.vnet.file == nil {
 		return r.dev.Read(bufs, sizes, HeaderRoom)
 	}
 	n := 0
@@ -115,10 +104,10 @@ func dropFor(err error) DropReason {
 // otherwise it returns 0 when nothing is queued.
 func (r *tunReader) readFrame(b []byte, block bool) (int, error) {
 	if block {
-		return r.file.Read(b)
+		return r.vnet.file.Read(b)
 	}
 	r.nbBuf = b
-	if err := r.raw.Read(r.nbRead); err != nil {
+	if err := r.vnet.raw.Read(r.nbRead); err != nil {
 		return 0, err
 	}
 	r.nbBuf = nil

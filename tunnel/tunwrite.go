@@ -1,10 +1,6 @@
 package tunnel
 
-import (
-	"os"
-
-	"golang.zx2c4.com/wireguard/tun"
-)
+import "golang.zx2c4.com/wireguard/tun"
 
 // tunWriter writes a batch of opened packets (each with HeaderRoom in
 // front) to the TUN device. With the device's virtio-net header on it
@@ -12,18 +8,16 @@ import (
 // and for the in-memory TUN of tests, it leaves that to tun.Device.Write.
 type tunWriter struct {
 	dev  tun.Device
-	file *os.File // nil: use dev.Write
+	vnet vnetTUN // file nil: use dev.Write
 	gro  groBatch
 }
 
-func newTUNWriter(dev tun.Device) *tunWriter {
-	w := &tunWriter{dev: dev}
-	w.file, w.gro.udp = vnetFile(dev)
-	return w
+func newTUNWriter(dev tun.Device, vnet vnetTUN) *tunWriter {
+	return &tunWriter{dev: dev, vnet: vnet, gro: groBatch{udp: vnet.uso}}
 }
 
 func (w *tunWriter) write(pkts [][]byte) error {
-	if w.file == nil {
+	if w.vnet.file == nil {
 		_, err := w.dev.Write(pkts, HeaderRoom)
 		return err
 	}
@@ -32,7 +26,7 @@ func (w *tunWriter) write(pkts [][]byte) error {
 	for i, buf := range w.gro.out {
 		frame := buf[HeaderRoom-virtioHdrLen:]
 		putVirtioHdr(frame, w.gro.hdrs[i])
-		if _, err := w.file.Write(frame); err != nil && first == nil {
+		if _, err := w.vnet.file.Write(frame); err != nil && first == nil {
 			first = err
 		}
 	}
