@@ -33,8 +33,8 @@ const maxGSOBytes = 1<<16 - 1 - 8 - 40
 func NewBind() Bind { return &linuxBind{} }
 
 type linuxBind struct {
-	mu     sync.Mutex
-	v4, v6 *udpSocket // nil while closed, or when the host lacks the family
+	mu     sync.Mutex                // serialises Open and Close
+	v4, v6 atomic.Pointer[udpSocket] // nil while closed, or when the host lacks the family; Send reads them lock-free
 }
 
 type udpSocket struct {
@@ -52,7 +52,7 @@ func (b *linuxBind) BatchSize() int { return BatchSize }
 func (b *linuxBind) Open(port uint16) ([]ReceiveFunc, uint16, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.v4 != nil || b.v6 != nil {
+	if b.v4.Load() != nil || b.v6.Load() != nil {
 		return nil, 0, errors.New("encap: bind already open")
 	}
 	// With port 0 the IPv6 socket must take the port the kernel gave the
@@ -85,7 +85,8 @@ func (b *linuxBind) Open(port uint16) ([]ReceiveFunc, uint16, error) {
 		if v4 == nil {
 			actual = actual6
 		}
-		b.v4, b.v6 = v4, v6
+		b.v4.Store(v4)
+		b.v6.Store(v6)
 		var fns []ReceiveFunc
 		for _, s := range []*udpSocket{v4, v6} {
 			if s != nil {
@@ -101,22 +102,19 @@ func (b *linuxBind) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var errs []error
-	for _, s := range []*udpSocket{b.v4, b.v6} {
+	for _, s := range []*udpSocket{b.v4.Swap(nil), b.v6.Swap(nil)} {
 		if s != nil {
 			errs = append(errs, s.conn.Close())
 		}
 	}
-	b.v4, b.v6 = nil, nil
 	return errors.Join(errs...)
 }
 
 func (b *linuxBind) Send(pkts [][]byte, to netip.AddrPort) error {
-	b.mu.Lock()
-	s, missing := b.v4, ErrNoIPv4
+	s, missing := b.v4.Load(), ErrNoIPv4
 	if to.Addr().Is6() && !to.Addr().Is4In6() {
-		s, missing = b.v6, ErrNoIPv6
+		s, missing = b.v6.Load(), ErrNoIPv6
 	}
-	b.mu.Unlock()
 	if s == nil {
 		return missing
 	}
