@@ -80,7 +80,7 @@ func FuzzConsumeInitiation(f *testing.F) {
 		if _, err := st.readMessageOneStatic(p.b, &m); err != nil {
 			return
 		}
-		if _, err := st.readMessageOnePayload(nil, &hs.ss, &m); err != nil && !errors.Is(err, ErrDecrypt) {
+		if _, err := st.readMessageOnePayload(nil, staticSecret(t, hs), &m); err != nil && !errors.Is(err, ErrDecrypt) {
 			t.Fatalf("readMessageOnePayload: got %v, want ErrDecrypt", err)
 		}
 	})

@@ -98,9 +98,9 @@ type Handshake struct {
 	mu sync.Mutex
 	// Guarded by mu. ss is DH(local static, remote static), fixed per pair
 	// but computed on first use: a mesh of thousands of mostly idle peers
-	// should not pay a Curve25519 operation per peer at start.
-	ss      [KeySize]byte
-	ssReady bool
+	// should not pay a Curve25519 operation per peer at start. All zero
+	// until then: X25519 never yields zero for a key we accept.
+	ss [KeySize]byte
 	// Guarded by mu; zeroed by Clear and DeriveKeys.
 	state           handshakeState
 	noise           symmetricState
@@ -131,14 +131,14 @@ func (id *Identity) NewHandshake(remote PublicKey, psk PresharedKey) (*Handshake
 
 // staticSecretLocked computes ss on first use. h.mu must be held.
 func (h *Handshake) staticSecretLocked() error {
-	if h.ssReady {
+	if h.ss != ([KeySize]byte{}) {
 		return nil
 	}
 	ss, err := h.local.private.sharedSecret(h.remote)
 	if err != nil {
 		return fmt.Errorf("peer %v: %w", h.remote, err)
 	}
-	h.ss, h.ssReady = ss, true
+	h.ss = ss
 	return nil
 }
 

@@ -43,6 +43,18 @@ func reproducible(h *Handshake, seed string) {
 	}
 }
 
+// staticSecret computes h's static-static secret, as a handshake would on
+// first use, and returns it for tests of the generic core.
+func staticSecret(t testing.TB, h *Handshake) *[KeySize]byte {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.staticSecretLocked(); err != nil {
+		t.Fatal(err)
+	}
+	return &h.ss
+}
+
 // lookupB is b's peer table: it knows a only.
 func (p *testPeers) lookupB(k PublicKey) *Handshake {
 	if k.Equal(p.a.PublicKey()) {

@@ -125,7 +125,7 @@ func TestTruncatedPayload(t *testing.T) {
 	e := testKey("eph")
 	for n := range TagSize + 1 {
 		st := newSymmetricState(wireguardPrologue, p.b.public)
-		m, err := st.writeMessageOne(p.a, &e, p.b.public, &p.ab.ss, nil)
+		m, err := st.writeMessageOne(p.a, &e, p.b.public, staticSecret(t, p.ab), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -134,7 +134,7 @@ func TestTruncatedPayload(t *testing.T) {
 		if _, err := rst.readMessageOneStatic(p.b, &m); err != nil {
 			t.Fatal(err)
 		}
-		_, err = rst.readMessageOnePayload(nil, &p.ba.ss, &m)
+		_, err = rst.readMessageOnePayload(nil, staticSecret(t, p.ba), &m)
 		if n < TagSize && !errors.Is(err, ErrDecrypt) {
 			t.Errorf("payload of %d bytes: got %v, want ErrDecrypt", n, err)
 		}
