@@ -31,6 +31,14 @@ import (
 // cookie (initiator) stay valid.
 const CookieRefreshTime = 120 * time.Second
 
+// fresh reports whether a secret or cookie made at set is still good at
+// now: set, younger than CookieRefreshTime, and not in the future (the
+// clock went back).
+func fresh(set, now time.Time) bool {
+	age := now.Sub(set)
+	return !set.IsZero() && age >= 0 && age < CookieRefreshTime
+}
+
 const (
 	labelMAC1   = "mac1----"
 	labelCookie = "cookie--"
@@ -95,7 +103,7 @@ func (c *CookieChecker) CheckMAC2(msg, src []byte, now time.Time) bool {
 		return false
 	}
 	c.mu.RLock()
-	if age := now.Sub(c.secretSet); c.secretSet.IsZero() || age < 0 || age >= CookieRefreshTime {
+	if !fresh(c.secretSet, now) {
 		c.mu.RUnlock()
 		return false
 	}
@@ -120,7 +128,7 @@ func (c *CookieChecker) CreateReply(msg, src []byte, now time.Time) (CookieReply
 	}
 
 	c.mu.Lock()
-	if age := now.Sub(c.secretSet); c.secretSet.IsZero() || age < 0 || age >= CookieRefreshTime {
+	if !fresh(c.secretSet, now) {
 		if _, err := io.ReadFull(c.random, c.secret[:]); err != nil {
 			c.mu.Unlock()
 			return CookieReply{}, err
@@ -175,7 +183,7 @@ func (g *CookieGenerator) AddMACs(msg []byte, now time.Time) {
 	defer g.mu.Unlock()
 	g.lastMAC1 = m1
 	g.hasLastMAC1 = true
-	if age := now.Sub(g.cookieSet); g.cookieSet.IsZero() || age < 0 || age >= CookieRefreshTime {
+	if !fresh(g.cookieSet, now) {
 		clear(msg[o2:])
 		return
 	}

@@ -286,7 +286,6 @@ type sendScratch struct {
 	name unix.RawSockaddrInet6
 	todo []mmsghdr // the headers not yet sent
 	err  error
-	gso  bool                  // the headers carry UDP_SEGMENT
 	send func(fd uintptr) bool // sc.writeOnce, bound once
 }
 
