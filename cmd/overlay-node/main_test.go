@@ -26,6 +26,7 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{"check"},
 		{"check", "-c", "x", "stray"},
 		{"up", "-c", "m", "-k", "k", "--log-level", "loud"},
+		{"up", "-c", "m", "-k", "k", "--metrics", "9586"},
 		{"genkey", "extra"},
 	}
 	for _, args := range tests {

@@ -53,6 +53,12 @@ func cmdUp(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return &usageError{msg: "up: " + err.Error() + "\nusage: overlay-node " + upSynopsis}
 	}
+	if f.metrics != "" {
+		// Bound only once the node is up; a typo should not wait for that.
+		if _, _, err := net.SplitHostPort(f.metrics); err != nil {
+			return &usageError{msg: fmt.Sprintf("up: bad --metrics %q: want HOST:PORT, e.g. 127.0.0.1:9586\nusage: overlay-node %s", f.metrics, upSynopsis)}
+		}
+	}
 	leaveCoreForKernel()
 	stopProfiling, err := startProfiling()
 	if err != nil {
@@ -143,12 +149,12 @@ func startNode(f upFlags, log *slog.Logger, stderr io.Writer) (_ *node, err erro
 	// on this interface name to fail at once.
 	uapiSrv, err := uapi.Listen(f.iface)
 	if err != nil {
-		return nil, err
+		return nil, socketHint(err)
 	}
 	n.undo = append(n.undo, uapiSrv.Close)
 	ctlSrv, err := control.Listen(control.SocketPath(f.iface))
 	if err != nil {
-		return nil, err
+		return nil, socketHint(err)
 	}
 	n.ctl = ctlSrv
 	n.undo = append(n.undo, ctlSrv.Close)
@@ -162,7 +168,7 @@ func startNode(f upFlags, log *slog.Logger, stderr io.Writer) (_ *node, err erro
 
 	tdev, err := tun.CreateTUN(f.iface, mesh.MTU)
 	if err != nil {
-		return nil, fmt.Errorf("create TUN %s: %w (hint: run as root or with CAP_NET_ADMIN)", f.iface, err)
+		return nil, fmt.Errorf("create TUN %s: %w (hint: run as root)", f.iface, err)
 	}
 	n.dev, err = tunnel.New(tdev, encap.NewBind(), cfg, tunnel.Options{Logger: log})
 	if err != nil {
@@ -194,6 +200,15 @@ func startNode(f upFlags, log *slog.Logger, stderr io.Writer) (_ *node, err erro
 	log.Info("node up", "mesh", mesh.Name, "node", self.Name, "interface", f.iface,
 		"port", n.dev.Port(), "peers", len(cfg.Peers), "public_key", key.PublicKey().String())
 	return n, nil
+}
+
+// socketHint adds what to do to a failure to claim a socket other than
+// another daemon holding it: the sockets live under /var/run.
+func socketHint(err error) error {
+	if errors.Is(err, uapi.ErrInUse) || errors.Is(err, control.ErrInUse) {
+		return err
+	}
+	return fmt.Errorf("%w (hint: run as root)", err)
 }
 
 // stop undoes startNode in reverse order.
