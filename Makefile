@@ -5,9 +5,6 @@ BIN     := bin
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 3s
-# Debian packages the namespace tests, the demo and the benchmarks use.
-APT_PKGS := iproute2 iputils-ping wireguard-tools prometheus iperf3
-
 .PHONY: all build test unit fuzz-smoke fuzz bench demo deps lint clean
 
 all: build
@@ -30,6 +27,7 @@ deps:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags netbench ./bench/
 
 unit:
 	$(GO) test -race -short -count=1 ./...
@@ -54,8 +52,9 @@ fuzz:
 # and writes bench/RESULTS.md. BENCH_ROUNDS (3), BENCH_SECONDS (5) and
 # BENCH_PEERS (10000) set its length: about 3 minutes in all by default.
 BENCH_ENGINE_LOG := $(BIN)/bench-engine.txt
-bench: deps build
-	bash -o pipefail -c "$(GO) test -run '^$$' -bench . -benchmem ./crypto/ ./encap/ ./routing/ ./bench/ | tee $(BENCH_ENGINE_LOG)"
+bench: deps
+	@mkdir -p $(BIN)
+	bash -o pipefail -c "$(GO) test -run '^$$' -bench . -benchmem ./... | tee $(BENCH_ENGINE_LOG)"
 	@if [ "$$(id -u)" != 0 ]; then \
 		echo "bench: skipping the netns side-by-side against wireguard-go: it needs root"; \
 	else \
@@ -64,7 +63,7 @@ bench: deps build
 			$(GO) test -tags netbench -run '^TestSideBySide$$' -v -count=1 -timeout 30m ./bench/; \
 	fi
 
-demo: build
+demo: deps build
 	./examples/demo/demo.sh
 
 clean:

@@ -39,8 +39,8 @@ const (
 	// scaleUpTimeout bounds one start-to-forwarding measurement.
 	scaleUpTimeout = 60 * time.Second
 	// settle is how long a node idles after its first ping before its RSS
-	// is read, so that start-up garbage is collected and scavenged alike in
-	// both implementations.
+	// is read. overlay-node frees its start-up garbage itself once up;
+	// this gives wireguard-go's runtime the time to collect its own.
 	settle = 2 * time.Second
 )
 

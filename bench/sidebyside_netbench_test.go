@@ -64,8 +64,6 @@ func TestSideBySide(t *testing.T) {
 	}
 	s := loadSettings(t)
 	started := time.Now()
-	// Build first: nstest's first build sweeps stale nst-PID-* namespaces,
-	// which must happen before newVethPair names its own.
 	nstest.BuildOverlayNode(t)
 	nstest.BuildWireGuardGo(t)
 	p := newVethPair(t)

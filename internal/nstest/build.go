@@ -97,8 +97,8 @@ var bins struct {
 }
 
 // binDir returns the directory, private to this test binary, that binaries are
-// built into. Nothing runs when a test binary exits, so it outlives the binary
-// and is removed by the next one's sweep.
+// built into. Main removes it when the tests end; a test binary that dies
+// first leaves it to the next one's sweep.
 func binDir() (string, error) {
 	bins.once.Do(func() {
 		sweep()

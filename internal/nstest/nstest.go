@@ -5,8 +5,8 @@
 // It owns everything a namespace test creates: the namespaces and the veth pairs
 // and bridges inside them, the processes started in them (overlay-node,
 // wireguard-go), and the binaries built for them. A test asks for a [LAN] of
-// host namespaces joined by a bridge, optionally hangs a [Site] subnet off a
-// host, starts processes with [Host.Start] or [StartWireGuardGo], and checks
+// host namespaces joined by a bridge (or, for benchmarks, a [NewLink] of two
+// joined by one veth pair), optionally hangs a [Site] subnet off a host, starts processes with [Host.Start] or [StartWireGuardGo], and checks
 // the result with [Ping] and [Transfer].
 //
 // Isolation. Every namespace is named nst-PID-N-ROLE, where PID is the test
