@@ -1,11 +1,8 @@
-// Package bench holds overlay-node's benchmark harness. It has no API: all of
-// it is test code, in two parts that `make bench` runs one after the other.
-//
-//   - engine_test.go: in-process benchmarks of the engine. Two tunnel.Device
-//     engines talk over an in-memory encaptest pair, with tunneltest TUN fakes
-//     on the inside, so the figures are the engine's own cost (crypto, routing,
-//     batching) without a kernel. They are Benchmark functions only, so plain
-//     `go test` (and `make test`) runs none of them.
+// Package bench holds overlay-node's side-by-side benchmark against
+// wireguard-go. It has no API: all of it is test code. `make bench` first
+// runs every package's in-process Benchmark functions (among them
+// tunnel's BenchmarkEngine: two engines over in-memory fakes, the engine's
+// own cost without a kernel), then this package:
 //
 //   - the files tagged netbench: TestSideBySide, which runs the real
 //     overlay-node binary and a real wireguard-go, one pair at a time, between
