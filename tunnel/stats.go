@@ -56,9 +56,10 @@ func (r DropReason) String() string {
 	return "unknown"
 }
 
-// DropReasons lists every reason in order.
-func DropReasons() []DropReason {
-	rs := make([]DropReason, numDropReasons)
+// DropReasons lists every reason in order. It is an array, so the
+// collectors that range over it per peer at every scrape allocate nothing.
+func DropReasons() [numDropReasons]DropReason {
+	var rs [numDropReasons]DropReason
 	for i := range rs {
 		rs[i] = DropReason(i)
 	}
