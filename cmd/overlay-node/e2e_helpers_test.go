@@ -85,6 +85,36 @@ func (m *testMesh) write(nodes []*meshNode) {
 	}
 }
 
+// poll checks cond every 20 ms until it holds (true) or timeout passes
+// (false).
+func poll(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}
+
+// waitUntil fails t unless cond holds within timeout.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !poll(timeout, cond) {
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+func containsAll(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}
+
 // start runs `overlay-node up` for n and waits until its interface is up.
 func (m *testMesh) start(n *meshNode, extra ...string) {
 	m.t.Helper()

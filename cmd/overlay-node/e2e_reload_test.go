@@ -14,12 +14,8 @@ import (
 // waitLog waits until n's output contains s.
 func waitLog(t *testing.T, n *meshNode, s string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(n.proc.Output(), s) {
-		if time.Now().After(deadline) {
-			t.Fatalf("node %s never logged %q:\n%s", n.name, s, n.proc.Output())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !poll(5*time.Second, func() bool { return strings.Contains(n.proc.Output(), s) }) {
+		t.Fatalf("node %s never logged %q:\n%s", n.name, s, n.proc.Output())
 	}
 }
 

@@ -50,16 +50,9 @@ func peerStatus(t *testing.T, st *control.Status, name string) control.Peer {
 // waitDrops waits until node n has counted want drops of reason.
 func waitDrops(t *testing.T, n *meshNode, reason string, want uint64) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		got := status(t, n).Drops[reason]
-		if got == want {
-			return
-		}
-		if got > want || time.Now().After(deadline) {
-			t.Fatalf("node %s: got %d %s drops, want %d", n.name, got, reason, want)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var got uint64
+	if !poll(5*time.Second, func() bool { got = status(t, n).Drops[reason]; return got >= want }) || got != want {
+		t.Fatalf("node %s: got %d %s drops, want %d", n.name, got, reason, want)
 	}
 }
 

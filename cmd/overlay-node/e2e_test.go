@@ -87,19 +87,3 @@ func TestShutdownCleansUp(t *testing.T) {
 		t.Errorf("interface %s still exists after shutdown:\n%s", a.iface, out)
 	}
 }
-
-// A second up on an interface that is in use fails at once.
-func TestSecondUpFails(t *testing.T) {
-	lan := nstest.NewLAN(t, 1)
-	m := newTestMesh(t, lan.Hosts, nil)
-	a := m.nodes[0]
-	m.start(a)
-	second := a.host.Start(t, m.bin, "up", "-c", m.path, "-k", a.keyPath, "--interface", a.iface)
-	err := second.Wait(5 * time.Second)
-	if err == nstest.ErrRunning || err == nil {
-		t.Fatalf("second up on %s: got %v, want a quick failure\n%s", a.iface, err, second.Output())
-	}
-	if out := second.Output(); !containsAll(out, a.iface, "in use") {
-		t.Errorf("second up: error does not say the interface is in use:\n%s", out)
-	}
-}

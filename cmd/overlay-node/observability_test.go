@@ -157,18 +157,6 @@ func obsSendGarbage(t *testing.T, from *nstest.Host, to netip.AddrPort, n int) {
 	}
 }
 
-// obsWaitFor polls cond until it holds or 10 s pass.
-func obsWaitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // Traffic and garbage show up in /metrics as they happened, and the
 // exposition passes promtool.
 func TestMetricsEndpoint(t *testing.T) {
@@ -219,7 +207,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	base := obsSample(t, obsSamples(t, obsScrape(t, b)), malformed)
 	obsSendGarbage(t, a.host, netip.AddrPortFrom(b.host.Addr, 51820), obsGarbage)
 	var got float64
-	obsWaitFor(t, fmt.Sprintf("%d malformed drops on b", obsGarbage), func() bool {
+	waitUntil(t, 10*time.Second, fmt.Sprintf("%d malformed drops on b", obsGarbage), func() bool {
 		got = obsSample(t, obsSamples(t, obsScrape(t, b)), malformed) - base
 		return got >= obsGarbage
 	})
@@ -356,7 +344,7 @@ func TestStatusCommand(t *testing.T) {
 	m, a, b := obsPair(t)
 	transfer(t, a.host, b.host, b.addr.Addr(), 1<<20)
 	obsSendGarbage(t, b.host, netip.AddrPortFrom(a.host.Addr, 51820), 10)
-	obsWaitFor(t, "10 malformed drops on a", func() bool {
+	waitUntil(t, 10*time.Second, "10 malformed drops on a", func() bool {
 		return obsSample(t, obsSamples(t, obsScrape(t, a)), `overlay_drops_total{reason="malformed"}`) >= 10
 	})
 
