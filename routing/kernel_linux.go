@@ -73,18 +73,18 @@ func validate(mtu int, addrs, routes []netip.Prefix) error {
 	if mtu <= 0 {
 		return fmt.Errorf("invalid mtu %d", mtu)
 	}
-	for _, list := range []struct {
-		what string
-		ps   []netip.Prefix
-	}{{"address", addrs}, {"route", routes}} {
-		for _, p := range list.ps {
-			switch {
-			case !p.IsValid():
-				return fmt.Errorf("invalid %s %q", list.what, p)
-			case p.Addr().Is4In6():
-				// Netlink would take it for IPv4 and apply a 128-bit length.
-				return fmt.Errorf("%s %s: IPv4-mapped IPv6 is not supported, use the IPv4 form", list.what, p)
-			}
+	return errors.Join(validatePrefixes("address", addrs), validatePrefixes("route", routes))
+}
+
+// validatePrefixes checks prefixes netlink would mishandle.
+func validatePrefixes(what string, ps []netip.Prefix) error {
+	for _, p := range ps {
+		switch {
+		case !p.IsValid():
+			return fmt.Errorf("invalid %s %q", what, p)
+		case p.Addr().Is4In6():
+			// Netlink would take it for IPv4 and apply a 128-bit length.
+			return fmt.Errorf("%s %s: IPv4-mapped IPv6 is not supported, use the IPv4 form", what, p)
 		}
 	}
 	return nil
@@ -269,7 +269,7 @@ func prefixOf(n *net.IPNet, family int) (netip.Prefix, bool) {
 // already made are removed again and nothing is deleted, so the routes are
 // as before. A route to delete that is already gone counts as deleted.
 func ChangeRoutes(name string, add, del []netip.Prefix) error {
-	if err := validate(1, nil, append(append([]netip.Prefix(nil), add...), del...)); err != nil {
+	if err := errors.Join(validatePrefixes("route", add), validatePrefixes("route", del)); err != nil {
 		return fmt.Errorf("change routes %s: %w", name, err)
 	}
 	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
