@@ -55,13 +55,18 @@ func staticSecret(t testing.TB, h *Handshake) *[KeySize]byte {
 	return &h.ss
 }
 
-// lookupB is b's peer table: it knows a only.
-func (p *testPeers) lookupB(k PublicKey) *Handshake {
-	if k.Equal(p.a.PublicKey()) {
-		return p.ba
+// lookupOnly is a peer table that knows one peer, key, with state hs.
+func lookupOnly(key PublicKey, hs *Handshake) func(PublicKey) *Handshake {
+	return func(k PublicKey) *Handshake {
+		if k.Equal(key) {
+			return hs
+		}
+		return nil
 	}
-	return nil
 }
+
+// lookupB is b's peer table: it knows a only.
+func (p *testPeers) lookupB(k PublicKey) *Handshake { return lookupOnly(p.a.PublicKey(), p.ba)(k) }
 
 // handshake runs a complete handshake initiated by a at now.
 func (p *testPeers) handshake(t testing.TB, now time.Time) (ka, kb *Keypair) {
@@ -126,17 +131,11 @@ func TestHandshake(t *testing.T) {
 			checkKeypairs(t, ka, kb)
 
 			// A second handshake, the other way round, gives new keys.
-			lookupA := func(k PublicKey) *Handshake {
-				if k.Equal(p.b.PublicKey()) {
-					return p.ab
-				}
-				return nil
-			}
 			init, err := p.ba.CreateInitiation(t0.Add(time.Minute))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := p.a.ConsumeInitiation(&init, t0.Add(time.Minute), lookupA); err != nil {
+			if _, err := p.a.ConsumeInitiation(&init, t0.Add(time.Minute), lookupOnly(p.b.PublicKey(), p.ab)); err != nil {
 				t.Fatalf("reverse ConsumeInitiation: %v", err)
 			}
 			resp, _ := p.ab.CreateResponse()

@@ -224,16 +224,10 @@ func TestInteropResponder(t *testing.T) {
 	copy(init.Ephemeral[:], b[8:40])
 	copy(init.Static[:], b[40:88])
 	copy(init.Timestamp[:], b[88:116])
-	lookup := func(k PublicKey) *Handshake {
-		if k.Equal(p.pub) {
-			return hs
-		}
-		return nil
-	}
-	if _, err := us.ConsumeInitiation(&init, time.Now(), lookup); err != nil {
+	if _, err := us.ConsumeInitiation(&init, time.Now(), lookupOnly(p.pub, hs)); err != nil {
 		t.Fatalf("ConsumeInitiation of wireguard-go's initiation: %v", err)
 	}
-	if _, err := us.ConsumeInitiation(&init, time.Now().Add(time.Second), lookup); err == nil {
+	if _, err := us.ConsumeInitiation(&init, time.Now().Add(time.Second), lookupOnly(p.pub, hs)); err == nil {
 		t.Fatal("replay of wireguard-go's initiation: got nil, want ErrStaleTimestamp")
 	}
 	resp, err := hs.CreateResponse()

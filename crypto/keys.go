@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 
 	"golang.org/x/crypto/curve25519"
 )
@@ -173,14 +174,11 @@ func pPlus1() [KeySize]byte {
 // whether X25519 with it yields the all-zero value for every private key.
 // It compares against the known points rather than doing a scalar
 // multiplication, so checking a mesh of thousands of keys is cheap.
+// Public keys are not secret, so the comparison need not be constant time.
 func (k PublicKey) IsLowOrder() bool {
 	masked := [KeySize]byte(k)
 	masked[31] &= 0x7f
-	found := 0
-	for i := range lowOrderPoints {
-		found |= subtle.ConstantTimeCompare(masked[:], lowOrderPoints[i][:])
-	}
-	return found == 1
+	return slices.Contains(lowOrderPoints[:], masked)
 }
 
 // Base64 returns k in the format of `wg genkey`. It is the one way to print
