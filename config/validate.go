@@ -85,10 +85,9 @@ func (v *validator) mesh() {
 }
 
 func (v *validator) nodes() {
-	type ref struct{ node, elem int }
 	names := make(map[string]int)
 	keys := make(map[crypto.PublicKey]int)
-	addrs := make(map[netip.Addr]ref)
+	addrs := make(map[netip.Addr]addrRef) // the valid overlay addresses
 	var valid []addrRef
 	endpoints := make(map[string]int)
 
@@ -149,8 +148,9 @@ func (v *validator) nodes() {
 				}
 				continue
 			}
-			addrs[a.Addr()] = ref{i, j}
-			valid = append(valid, addrRef{a.Addr(), i, j})
+			r := addrRef{a.Addr(), i, j}
+			addrs[r.addr] = r
+			valid = append(valid, r) // the same, in file order
 		}
 
 		// Endpoint.
