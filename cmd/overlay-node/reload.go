@@ -60,8 +60,8 @@ func (n *node) tryReload() error {
 		n.log.Warn("reload: could not remove old routes", "err", err)
 	}
 	n.routes = routes
-	n.id = identityOf(mesh, self, time.Now())
-	n.ctl.SetNode(n.controlNode())
+	n.info = nodeInfo(mesh, self, n.iface, time.Now())
+	n.ctl.SetNode(n.info)
 	if n.col != nil {
 		n.col.SetNode(n.metricsNode())
 	}
@@ -70,24 +70,16 @@ func (n *node) tryReload() error {
 	return nil
 }
 
-// identity is what status and metrics say about the mesh file in use.
-type identity struct {
-	mesh, name, hash string
-	loaded           time.Time
-}
-
-func identityOf(mesh *config.Mesh, self *config.Node, loaded time.Time) identity {
-	return identity{mesh: mesh.Name, name: self.Name, hash: mesh.Hash, loaded: loaded}
-}
-
-func (n *node) controlNode() control.Node {
-	return control.Node{Version: version, Mesh: n.id.mesh, Name: n.id.name, Interface: n.iface,
-		ConfigHash: n.id.hash, LoadedAt: n.id.loaded}
+// nodeInfo is what status says about this node and the mesh file in use;
+// metrics says the same but the version, which it reports as its build.
+func nodeInfo(mesh *config.Mesh, self *config.Node, iface string, loaded time.Time) control.Node {
+	return control.Node{Version: version, Mesh: mesh.Name, Name: self.Name, Interface: iface,
+		ConfigHash: mesh.Hash, LoadedAt: loaded}
 }
 
 func (n *node) metricsNode() metrics.Node {
-	return metrics.Node{Mesh: n.id.mesh, Name: n.id.name, Interface: n.iface,
-		ConfigHash: n.id.hash, LoadedAt: n.id.loaded}
+	i := n.info
+	return metrics.Node{Mesh: i.Mesh, Name: i.Name, Interface: i.Interface, ConfigHash: i.ConfigHash, LoadedAt: i.LoadedAt}
 }
 
 // fixedSettings are what a running node cannot change: the interface's

@@ -114,7 +114,7 @@ type node struct {
 	// of the mesh file, not the parsed file itself: on a large mesh that
 	// would be most of an idle node's memory.
 	fixed  fixedSettings
-	id     identity
+	info   control.Node   // what status and metrics say about this node
 	routes []netip.Prefix // routed through the interface
 	ctl    *control.Server
 	col    *metrics.Collector // nil without --metrics
@@ -138,7 +138,7 @@ func startNode(f upFlags, log *slog.Logger, stderr io.Writer) (_ *node, err erro
 	}
 
 	n := &node{log: log, meshPath: f.mesh, key: key, iface: f.iface, fixed: fixedOf(mesh, self),
-		id: identityOf(mesh, self, loaded), routes: kernelRoutes(mesh, self)}
+		info: nodeInfo(mesh, self, f.iface, loaded), routes: kernelRoutes(mesh, self)}
 	defer func() {
 		if err != nil {
 			n.stop()
@@ -185,7 +185,7 @@ func startNode(f upFlags, log *slog.Logger, stderr io.Writer) (_ *node, err erro
 		return nil, err
 	}
 	uapiSrv.Serve(n.dev, log)
-	ctlSrv.Serve(n.dev, n.controlNode(), log)
+	ctlSrv.Serve(n.dev, n.info, log)
 	if f.metrics != "" {
 		// Bound once the interface has its addresses: ADDR may be this
 		// node's overlay address, for a Prometheus that scrapes over the mesh.
