@@ -118,14 +118,21 @@ func containsAll(s string, subs ...string) bool {
 // start runs `overlay-node up` for n and waits until its interface is up.
 func (m *testMesh) start(n *meshNode, extra ...string) {
 	m.t.Helper()
+	m.startUntil(n, "node up", extra...)
+}
+
+// startUntil runs `overlay-node up` for n and waits until it logs line.
+func (m *testMesh) startUntil(n *meshNode, line string, extra ...string) {
+	m.t.Helper()
 	args := append([]string{"up", "-c", m.path, "-k", n.keyPath, "--interface", n.iface}, extra...)
 	n.proc = n.host.Start(m.t, m.bin, args...)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if strings.Contains(n.proc.Output(), "node up") {
+		if strings.Contains(n.proc.Output(), line) {
 			return
 		}
-		if err := n.proc.Wait(20 * time.Millisecond); err != nstest.ErrRunning {
+		// Polled often: the shutdown test signals right after the line.
+		if err := n.proc.Wait(time.Millisecond); err != nstest.ErrRunning {
 			m.t.Fatalf("node %s exited: %v\n%s", n.name, err, n.proc.Output())
 		}
 		if time.Now().After(deadline) {

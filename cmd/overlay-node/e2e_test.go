@@ -71,19 +71,28 @@ func TestRestartAfterKill(t *testing.T) {
 	t.Logf("traffic resumed %v after restart", time.Since(start).Round(time.Millisecond))
 }
 
-// SIGTERM removes the interface and its routes.
+// SIGTERM removes the interface and its routes, also when it arrives
+// while the node is still starting: it must not kill the process with the
+// interface half set up.
 func TestShutdownCleansUp(t *testing.T) {
-	lan := nstest.NewLAN(t, 2)
-	m := newTestMesh(t, lan.Hosts, nil)
-	a := m.nodes[0]
-	m.start(a)
-	if err := a.proc.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.proc.Wait(5 * time.Second); err != nil {
-		t.Fatalf("exit after SIGTERM: %v\n%s", err, a.proc.Output())
-	}
-	if out, err := a.host.Exec(t.Context(), "ip", "link", "show", a.iface); err == nil {
-		t.Errorf("interface %s still exists after shutdown:\n%s", a.iface, out)
+	for _, tc := range []struct{ name, after string }{
+		{"up", "node up"},
+		{"starting", "serving WireGuard UAPI"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lan := nstest.NewLAN(t, 2)
+			m := newTestMesh(t, lan.Hosts, nil)
+			a := m.nodes[0]
+			m.startUntil(a, tc.after)
+			if err := a.proc.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.proc.Wait(5 * time.Second); err != nil {
+				t.Fatalf("exit after SIGTERM: %v\n%s", err, a.proc.Output())
+			}
+			if out, err := a.host.Exec(t.Context(), "ip", "link", "show", a.iface); err == nil {
+				t.Errorf("interface %s still exists after shutdown:\n%s", a.iface, out)
+			}
+		})
 	}
 }

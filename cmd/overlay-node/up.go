@@ -65,6 +65,13 @@ func cmdUp(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer stopProfiling()
+	// Catch signals before start-up: a SIGTERM that arrives while the
+	// interface is being set up, or just after "node up" is logged, must
+	// still tear it down instead of killing the process mid-way. It is
+	// queued and acted on once the node is up.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	n, err := startNode(f, log, stderr)
 	if err != nil {
 		return err
@@ -73,8 +80,6 @@ func cmdUp(args []string, stdout, stderr io.Writer) error {
 	// large part of a big mesh's footprint: now that nothing refers to it,
 	// hand it back before settling down.
 	debug.FreeOSMemory()
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
 			n.reload()
