@@ -1,12 +1,10 @@
 package crypto
 
 import (
-	"crypto/cipher"
-	"encoding/binary"
 	"sync"
 	"sync/atomic"
 
-	"golang.org/x/crypto/chacha20poly1305"
+	"github.com/overlay-node/overlay-node/crypto/chachapoly"
 	"golang.zx2c4.com/wireguard/replay"
 )
 
@@ -27,8 +25,8 @@ const (
 // atomic and the window has its own mutex.
 type Keypair struct {
 	// Immutable after newKeypair.
-	send        cipher.AEAD
-	recv        cipher.AEAD
+	send        *chachapoly.Key
+	recv        *chachapoly.Key
 	isInitiator bool
 
 	// Atomic: the next counter to send.
@@ -42,9 +40,8 @@ type Keypair struct {
 // newKeypair returns a keypair sending with send and receiving with recv.
 func newKeypair(send, recv *[KeySize]byte, initiator bool) *Keypair {
 	kp := &Keypair{isInitiator: initiator}
-	// New fails only for a key of the wrong length; ours are arrays.
-	kp.send, _ = chacha20poly1305.New(send[:])
-	kp.recv, _ = chacha20poly1305.New(recv[:])
+	kp.send = chachapoly.New(send)
+	kp.recv = chachapoly.New(recv)
 	return kp
 }
 
@@ -69,19 +66,6 @@ func (k *Keypair) NextSendCounter() (uint64, bool) {
 // what RekeyAfterMessages is compared against.
 func (k *Keypair) SendCount() uint64 { return k.sendCounter.Load() }
 
-// The AEAD interface makes its arguments escape, so a nonce array on the
-// stack would cost an allocation per packet. The pool keeps one per P.
-var noncePool = sync.Pool{New: func() any { return new([chacha20poly1305.NonceSize]byte) }}
-
-// getNonce returns a nonce for counter: four zero bytes, then the counter
-// in little endian, as WireGuard specifies.
-func getNonce(counter uint64) *[chacha20poly1305.NonceSize]byte {
-	n := noncePool.Get().(*[chacha20poly1305.NonceSize]byte)
-	binary.LittleEndian.PutUint32(n[:4], 0)
-	binary.LittleEndian.PutUint64(n[4:], counter)
-	return n
-}
-
 // Seal appends the encryption of plaintext under the send key and counter
 // to dst and returns the result, len(plaintext)+TagSize bytes longer. The
 // counter must come from NextSendCounter. To seal in place pass
@@ -89,23 +73,18 @@ func getNonce(counter uint64) *[chacha20poly1305.NonceSize]byte {
 // overlap of dst and plaintext panics. It does not allocate when dst has
 // the capacity.
 func (k *Keypair) Seal(dst []byte, counter uint64, plaintext []byte) []byte {
-	n := getNonce(counter)
-	out := k.send.Seal(dst, n[:], plaintext, nil)
-	noncePool.Put(n)
-	return out
+	return k.send.Seal(dst, counter, plaintext)
 }
 
 // Open appends the decryption of ciphertext under the receive key and
 // counter to dst and returns the result, or ErrDecrypt if it does not
 // authenticate (which includes a ciphertext shorter than a tag). To open
 // in place pass dst = ciphertext[:0]. On failure the bytes of dst's
-// capacity that the plaintext would have used are overwritten. Open does
+// capacity that the plaintext would have used may be overwritten. Open does
 // not consult the replay window: call AcceptCounter after it succeeds.
 // It does not allocate.
 func (k *Keypair) Open(dst []byte, counter uint64, ciphertext []byte) ([]byte, error) {
-	n := getNonce(counter)
-	out, err := k.recv.Open(dst, n[:], ciphertext, nil)
-	noncePool.Put(n)
+	out, err := k.recv.Open(dst, counter, ciphertext)
 	if err != nil {
 		return nil, ErrDecrypt
 	}
