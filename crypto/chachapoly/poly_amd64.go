@@ -53,6 +53,15 @@ var padAll = [8]uint64{1 << 40, 1 << 40, 1 << 40, 1 << 40, 1 << 40, 1 << 40, 1 <
 // polySum computes the Poly1305 tag of WireGuard's AEAD input for ct
 // under the one-time key.
 func polySum(tag *[TagSize]byte, key *[32]byte, ct []byte) {
+	if len(ct) <= scalarMax {
+		polySumScalar(tag, key, ct)
+	} else {
+		polySumLanes(tag, key, ct)
+	}
+}
+
+// polySumLanes is polySum on eight lanes.
+func polySumLanes(tag *[TagSize]byte, key *[32]byte, ct []byte) {
 	// r, clamped, into limbs.
 	r0 := binary.LittleEndian.Uint64(key[0:8]) & 0x0ffffffc0fffffff
 	r1 := binary.LittleEndian.Uint64(key[8:16]) & 0x0ffffffc0ffffffc
@@ -98,39 +107,24 @@ func polySum(tag *[TagSize]byte, key *[32]byte, ct []byte) {
 	finish(tag, h, key)
 }
 
-// uint128 is a product or a sum of products.
-type uint128 struct{ hi, lo uint64 }
+// scalarMax is the longest ciphertext that the one-block-at-a-time code
+// MACs faster than the lanes, which first compute the powers of r.
+const scalarMax = 384
 
-func mul64(a, b uint64) uint128 {
-	hi, lo := bits.Mul64(a, b)
-	return uint128{hi, lo}
-}
-
-func (x uint128) add(y uint128) uint128 {
-	lo, c := bits.Add64(x.lo, y.lo, 0)
-	return uint128{x.hi + y.hi + c, lo}
-}
-
-// shr returns x >> n for 0 < n < 64.
-func (x uint128) shr(n uint) uint64 { return x.lo>>n | x.hi<<(64-n) }
-
-// mulMod returns a*b mod 2^130-5, reduced as limbs are.
-func mulMod(a, b limbs) limbs {
-	s1, s2 := 20*b[1], 20*b[2]
-	d0 := mul64(a[0], b[0]).add(mul64(a[1], s2)).add(mul64(a[2], s1))
-	d1 := mul64(a[0], b[1]).add(mul64(a[1], b[0])).add(mul64(a[2], s2))
-	d2 := mul64(a[0], b[2]).add(mul64(a[1], b[1])).add(mul64(a[2], b[0]))
-
-	var h limbs
-	h[0] = d0.lo & mask44
-	d1 = d1.add(uint128{0, d0.shr(44)})
-	h[1] = d1.lo & mask44
-	d2 = d2.add(uint128{0, d1.shr(44)})
-	h[2] = d2.lo & mask42
-	h[0] += 5 * d2.shr(42)
-	h[1] += h[0] >> 44
-	h[0] &= mask44
-	return h
+func polySumScalar(tag *[TagSize]byte, key *[32]byte, ct []byte) {
+	p := newPolyScalar(key)
+	full := len(ct) &^ 15
+	p.blocks(ct[:full])
+	// The zero-padded last piece of ct, if any, then the lengths block.
+	var last [32]byte
+	n := copy(last[:16], ct[full:])
+	binary.LittleEndian.PutUint64(last[24:], uint64(len(ct)))
+	if n > 0 {
+		p.blocks(last[:])
+	} else {
+		p.blocks(last[16:])
+	}
+	p.sum(tag, key)
 }
 
 // finish reduces h fully mod 2^130-5, adds s and writes the tag.

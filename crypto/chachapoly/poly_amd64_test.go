@@ -4,14 +4,15 @@ package chachapoly
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
 	"golang.org/x/crypto/poly1305" //lint:ignore SA1019 the reference to check against
 )
 
-// TestPolySum compares the eight-lane Poly1305 with x/crypto's over every
-// ciphertext length up to a little past two packets' worth of chunks.
+// TestPolySum compares the eight-lane and the scalar Poly1305 with
+// x/crypto's over every ciphertext length up to past two packets.
 func TestPolySum(t *testing.T) {
 	if !useAVX512 {
 		t.Skip("no AVX-512 IFMA on this CPU")
@@ -32,11 +33,16 @@ func TestPolySum(t *testing.T) {
 				ct[i] = 0xff
 			}
 		}
-		var got, want [16]byte
-		polySum(&got, &key, ct[:n])
+		var want [16]byte
 		poly1305.Sum(&want, aeadInput(ct[:n]), &key)
-		if got != want {
-			t.Fatalf("len %d: got %x, want %x", n, got, want)
+		for name, sum := range map[string]func(*[16]byte, *[32]byte, []byte){
+			"lanes": polySumLanes, "scalar": polySumScalar,
+		} {
+			var got [16]byte
+			sum(&got, &key, ct[:n])
+			if got != want {
+				t.Fatalf("%s, len %d: got %x, want %x", name, n, got, want)
+			}
 		}
 	}
 }
@@ -48,4 +54,25 @@ func aeadInput(ct []byte) []byte {
 	copy(in, ct)
 	binary.LittleEndian.PutUint64(in[padded+8:], uint64(len(ct)))
 	return in
+}
+
+func BenchmarkPolySum(b *testing.B) {
+	if !useAVX512 {
+		b.Skip("no AVX-512 IFMA on this CPU")
+	}
+	for _, n := range []int{64, 128, 192, 256, 320, 1420} {
+		for name, sum := range map[string]func(*[16]byte, *[32]byte, []byte){
+			"lanes": polySumLanes, "scalar": polySumScalar,
+		} {
+			b.Run(fmt.Sprintf("%s/%d", name, n), func(b *testing.B) {
+				var key [32]byte
+				var tag [16]byte
+				ct := make([]byte, n)
+				b.SetBytes(int64(n))
+				for b.Loop() {
+					sum(&tag, &key, ct)
+				}
+			})
+		}
+	}
 }
