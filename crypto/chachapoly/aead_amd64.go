@@ -8,9 +8,10 @@ import (
 
 // The keystream is made in runs of up to keystreamSets sets of four
 // blocks into a buffer on the stack, then XORed into the message. One
-// kernel call per packet keeps its sets interleaved; the first block is
-// the Poly1305 key, and the last set may be partly used.
-const keystreamSets = 8
+// kernel call per packet keeps its sets interleaved (the kernel runs six
+// at once, so a full-MTU packet is one call); the first block is the
+// Poly1305 key, and the last set may be partly used.
+const keystreamSets = 6
 
 // chachaXOR XORs sets*256 bytes of src with the ChaCha20 keystream from
 // block st[12] on and writes them to dst. A set is four 64-byte blocks.

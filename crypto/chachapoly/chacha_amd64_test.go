@@ -10,13 +10,12 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/chacha20"
-	"golang.org/x/sys/cpu"
 )
 
 func requireAVX512(tb testing.TB) {
 	tb.Helper()
-	if !cpu.X86.HasAVX512F || !cpu.X86.HasAVX512BW || !cpu.X86.HasAVX512VL {
-		tb.Skip("CPU lacks AVX-512F/BW/VL")
+	if !useAVX512 {
+		tb.Skip("no AVX-512 IFMA on this CPU")
 	}
 }
 
@@ -43,14 +42,14 @@ func randBytes(tb testing.TB, n int) []byte {
 }
 
 // chachaXORSlice wraps the kernel, passing a valid pointer even when empty.
-func chachaXORSlice(dst, src []byte, state *[16]uint32) {
+func chachaXORSlice(dst, src []byte, st *[16]uint32) {
 	var dp, sp *byte
 	var scratch byte
 	dp, sp = &scratch, &scratch
 	if len(src) > 0 {
 		dp, sp = &dst[0], &src[0]
 	}
-	chachaXOR(dp, sp, len(src)/256, state)
+	chachaXOR(dp, sp, len(src)/256, st)
 }
 
 func TestChachaXOR(t *testing.T) {
