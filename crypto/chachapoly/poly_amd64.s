@@ -156,6 +156,22 @@ done:
 	VPADDQ r, s, s    \
 	VPSLLQ $2, s, s
 
+// POWERSTEP multiplies h (Z0..Z2) lane-wise by lane 0 of h where mask
+// is set and by 1 where it is clear. Z10 and Z11 hold 1 and 0.
+#define POWERSTEP(mask) \
+	VPBROADCASTQ X0, Z12          \
+	VPBROADCASTQ X1, Z13          \
+	VPBROADCASTQ X2, Z14          \
+	VMOVDQA64    Z10, Z3          \
+	VMOVDQA64    Z11, Z4          \
+	VMOVDQA64    Z11, Z5          \
+	VMOVDQA64    Z12, mask, Z3    \
+	VMOVDQA64    Z13, mask, Z4    \
+	VMOVDQA64    Z14, mask, Z5    \
+	TIMES20(Z4, Z6)               \
+	TIMES20(Z5, Z7)               \
+	POLYMUL(Z0, Z1, Z2, Z3, Z4, Z5, Z6, Z7)
+
 // func polyPowers(r *limbs, last, each *polyMultiplier)
 //
 // In three lane-wise multiplications: (r, ..., r) times (r, 1, r, 1, ...)
@@ -183,42 +199,9 @@ TEXT ·polyPowers(SB), NOSPLIT, $0-24
 	MOVQ $0x0f, BX
 	KMOVW BX, K3
 
-	// Multipliers in Z3..Z7: 1 where the mask is clear, lane 0 of h where set.
-	VMOVDQA64 Z10, Z3
-	VMOVDQA64 Z11, Z4
-	VMOVDQA64 Z11, Z5
-	VMOVDQA64 Z0, K1, Z3
-	VMOVDQA64 Z1, K1, Z4
-	VMOVDQA64 Z2, K1, Z5
-	TIMES20(Z4, Z6)
-	TIMES20(Z5, Z7)
-	POLYMUL(Z0, Z1, Z2, Z3, Z4, Z5, Z6, Z7)
-
-	VPBROADCASTQ X0, Z12
-	VPBROADCASTQ X1, Z13
-	VPBROADCASTQ X2, Z14
-	VMOVDQA64 Z10, Z3
-	VMOVDQA64 Z11, Z4
-	VMOVDQA64 Z11, Z5
-	VMOVDQA64 Z12, K2, Z3
-	VMOVDQA64 Z13, K2, Z4
-	VMOVDQA64 Z14, K2, Z5
-	TIMES20(Z4, Z6)
-	TIMES20(Z5, Z7)
-	POLYMUL(Z0, Z1, Z2, Z3, Z4, Z5, Z6, Z7)
-
-	VPBROADCASTQ X0, Z12
-	VPBROADCASTQ X1, Z13
-	VPBROADCASTQ X2, Z14
-	VMOVDQA64 Z10, Z3
-	VMOVDQA64 Z11, Z4
-	VMOVDQA64 Z11, Z5
-	VMOVDQA64 Z12, K3, Z3
-	VMOVDQA64 Z13, K3, Z4
-	VMOVDQA64 Z14, K3, Z5
-	TIMES20(Z4, Z6)
-	TIMES20(Z5, Z7)
-	POLYMUL(Z0, Z1, Z2, Z3, Z4, Z5, Z6, Z7)
+	POWERSTEP(K1)
+	POWERSTEP(K2)
+	POWERSTEP(K3)
 
 	TIMES20(Z1, Z3)
 	TIMES20(Z2, Z4)
