@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -129,56 +130,44 @@ func TestForgedTransportDropped(t *testing.T) {
 	expectPacket(t, b, p)
 }
 
-func TestParseInner(t *testing.T) {
-	src, dst := netip.MustParseAddr("10.1.2.3"), netip.MustParseAddr("10.4.5.6")
-	good := ipv4Packet(src, dst, []byte("x"))
-	padded := append(append([]byte(nil), good...), make([]byte, 15)...)
-	v6 := make([]byte, 48)
-	v6[0] = 0x60
-	v6[5] = 8
-	v6[23], v6[39] = 1, 2
-	tests := []struct {
-		name   string
-		pkt    []byte
-		ok     bool
-		length int
-	}{
-		{"ipv4", good, true, len(good)},
-		{"ipv4 padded", padded, true, len(good)},
-		{"ipv4 truncated", good[:19], false, 0},
-		{"ipv4 length beyond buffer", good[:len(good)-1], false, 0},
-		{"ipv6", v6, true, 48},
-		{"ipv6 truncated", v6[:39], false, 0},
-		{"version 5", []byte{0x50, 0, 0, 0}, false, 0},
-		{"empty", nil, false, 0},
+// An inner packet that is not a well-formed IP packet is dropped as
+// malformed in both directions: read from the TUN before routing, and
+// opened from a peer before the source check. The packet package's tests
+// cover every shape; these are one per layer.
+func TestMalformedInnerDropped(t *testing.T) {
+	a, b := newPair(t, nil)
+	establish(t, a, b)
+	good := ipv4Packet(a.addr, b.addr, []byte("payload"))
+	version5 := append([]byte{0x50}, good[1:]...)
+	lying := append([]byte(nil), good...)
+	binary.BigEndian.PutUint16(lying[2:], uint16(len(good)+100)) // total length past the end and the padding
+	cutUDP := append([]byte(nil), good[:24]...)
+	binary.BigEndian.PutUint16(cutUDP[2:], 24) // 4 bytes of an 8-byte UDP header
+	bad := [][]byte{version5, lying, cutUDP}
+
+	for _, pkt := range bad {
+		a.tun.Inject(pkt)
 	}
-	for _, tt := range tests {
-		h, ok := parseInner(tt.pkt)
-		if ok != tt.ok || (ok && h.length != tt.length) {
-			t.Errorf("%s: got ok=%v length=%d, want ok=%v length=%d", tt.name, ok, h.length, tt.ok, tt.length)
+	waitFor(t, "malformed drops from the TUN", func() bool { return a.drops(DropMalformed) == uint64(len(bad)) })
+
+	sess := a.dev.Peers()[0].current.Load()
+	for _, pkt := range bad {
+		var msg encap.Message
+		msg.Buf = make([]byte, 0, 2048)
+		sealTrain(sess, &msg, a.bind.Addr(), pkt, 1)
+		if err := b.bind.Inject(msg.Buf, a.bind.Addr()); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if h, _ := parseInner(good); h.src != src || h.dst != dst {
-		t.Errorf("got src %v dst %v, want %v %v", h.src, h.dst, src, dst)
+	waitFor(t, "malformed drops after opening", func() bool { return b.drops(DropMalformed) == uint64(len(bad)) })
+	expectNoPacket(t, b)
+	if got := b.drops(DropDecrypt); got != 0 {
+		t.Errorf("got %d decrypt drops, want 0: the packets were not opened", got)
 	}
-}
 
-func TestParseInnerNoAllocs(t *testing.T) {
-	pkt := ipv4Packet(netip.MustParseAddr("10.1.2.3"), netip.MustParseAddr("10.4.5.6"), make([]byte, 1392))
-	if n := testing.AllocsPerRun(1000, func() { parseInner(pkt) }); n != 0 {
-		t.Errorf("got %v allocs, want 0", n)
-	}
-}
-
-func FuzzParseInner(f *testing.F) {
-	f.Add(ipv4Packet(netip.MustParseAddr("10.1.2.3"), netip.MustParseAddr("10.4.5.6"), []byte("seed")))
-	f.Add([]byte{0x60, 0, 0, 0, 0, 0})
-	f.Fuzz(func(t *testing.T, pkt []byte) {
-		h, ok := parseInner(pkt)
-		if ok && (h.length > len(pkt) || !h.src.IsValid() || !h.dst.IsValid()) {
-			t.Fatalf("accepted inconsistent header: %+v for %d bytes", h, len(pkt))
-		}
-	})
+	// Neither side is disturbed.
+	a.tun.Inject(good)
+	expectPacket(t, b, good)
 }
 
 // A handshake message whose MAC1 is wrong is dropped silently: counted,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/overlay-node/overlay-node/crypto"
 	"github.com/overlay-node/overlay-node/encap"
+	"github.com/overlay-node/overlay-node/packet"
 )
 
 // The inside pipeline: TUN to UDP.
@@ -103,12 +104,12 @@ func (d *Device) routeBatch(s *sendScratch, n int) {
 		if size == 0 {
 			continue
 		}
-		h, ok := parseInner(s.bufs[i][HeaderRoom : HeaderRoom+size])
-		if !ok {
+		h, err := packet.Parse(s.bufs[i][HeaderRoom : HeaderRoom+size])
+		if err != nil {
 			d.drops.add(DropMalformed, 1)
 			continue
 		}
-		p, ok := set.table.Lookup(h.dst)
+		p, ok := set.table.Lookup(h.Dst)
 		if !ok {
 			d.drops.add(DropNoRoute, 1)
 			continue

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/overlay-node/overlay-node/encap"
+	"github.com/overlay-node/overlay-node/packet"
 )
 
 // The outside pipeline: UDP to TUN.
@@ -175,17 +176,17 @@ func (d *Device) deliver(s *recvScratch) {
 		if len(it.plain) == 0 {
 			continue // keepalive
 		}
-		h, ok := parseInner(it.plain)
-		if !ok {
+		h, err := packet.Parse(it.plain)
+		if err != nil {
 			p.drop(DropMalformed, 1)
 			continue
 		}
-		if owner, ok := set.table.Lookup(h.src); !ok || owner != p {
+		if owner, ok := set.table.Lookup(h.Src); !ok || owner != p {
 			p.drop(DropSourceNotAllowed, 1)
 			continue
 		}
 		run.data = true
-		s.tun = append(s.tun, s.tunBufs[i][:HeaderRoom+h.length])
+		s.tun = append(s.tun, s.tunBufs[i][:HeaderRoom+h.TotalLen])
 	}
 	run.flush(now)
 	s.items = s.items[:0]
