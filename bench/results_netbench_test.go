@@ -11,6 +11,7 @@ import (
 // Metric keys: a round's sample maps each to one value.
 const (
 	mTCP1       = "tcp1"        // Gbit/s, one TCP stream
+	mTCP1Retx   = "tcp1_retx"   // segments the single stream retransmitted
 	mTCP4       = "tcp4"        // Gbit/s, four TCP streams
 	mUDPkpps    = "udp_kpps"    // thousand 200-byte datagrams received per second
 	mUDPLoss    = "udp_loss"    // percent of those datagrams lost
@@ -78,6 +79,7 @@ func mainRows(peers int) []metric {
 	return []metric{
 		{key: mTCP1, label: "TCP, 1 stream (Gbit/s)", decimals: 2, target: ratioAtLeast(1.5)},
 		{key: mTCP1, label: "TCP, 1 stream, lowest ratio of a round", decimals: 2, target: ratioAtLeast(1.5), worstRound: true},
+		{key: mTCP1Retx, label: "TCP, 1 stream, retransmits", decimals: 0},
 		{key: mTCP4, label: "TCP, 4 streams (Gbit/s)", decimals: 2, target: ratioAtLeast(1.5)},
 		{key: mUDPkpps, label: "UDP 200 B, received (kpps)", decimals: 0, target: ratioAtLeast(1.5)},
 		{key: mUDPLoss, label: "UDP 200 B, lost (%)", decimals: 1},

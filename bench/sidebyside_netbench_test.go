@@ -157,7 +157,7 @@ func measureRound(t *testing.T, p *vethPair, tp *tunnelPair, secs int) sample {
 	if r, err := iperf3(ctx, p.A, overlayB.Addr(), secs); err != nil {
 		fail("TCP, 1 stream", err)
 	} else {
-		s[mTCP1] = r.BitsPerSecond / 1e9
+		s[mTCP1], s[mTCP1Retx] = r.BitsPerSecond/1e9, r.Retransmits
 		cpu1, err := totalCPU(procs)
 		if err = firstErr(errCPU, err); err != nil {
 			fail("CPU time", err)
@@ -207,8 +207,8 @@ func measureRound(t *testing.T, p *vethPair, tp *tunnelPair, secs int) sample {
 	}
 	s[mRSS] = rss
 
-	t.Logf("tcp1 %.2f Gbit/s, tcp4 %.2f Gbit/s, udp %.0f kpps (%.1f%% lost), added rtt %.0f µs (raw %.0f), cpu %.3f s/Gbit, rss %.1f MiB",
-		s[mTCP1], s[mTCP4], s[mUDPkpps], s[mUDPLoss], s[mAddedRTT], s[mRawRTT], s[mCPUPerGbit], s[mRSS])
+	t.Logf("tcp1 %.2f Gbit/s (%.0f retransmits), tcp4 %.2f Gbit/s, udp %.0f kpps (%.1f%% lost), added rtt %.0f µs (raw %.0f), cpu %.3f s/Gbit, rss %.1f MiB",
+		s[mTCP1], s[mTCP1Retx], s[mTCP4], s[mUDPkpps], s[mUDPLoss], s[mAddedRTT], s[mRawRTT], s[mCPUPerGbit], s[mRSS])
 	return s
 }
 
