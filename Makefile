@@ -48,15 +48,16 @@ fuzz:
 	$(MAKE) fuzz-smoke FUZZTIME=60s
 
 # bench runs the in-process benchmarks, then, as root, the network-namespace
-# side-by-side against wireguard-go (bench/README.md), which prints its table
-# and writes bench/RESULTS.md. BENCH_ROUNDS (3), BENCH_SECONDS (5) and
-# BENCH_PEERS (10000) set its length: about 3 minutes in all by default.
+# side-by-side against wireguard-go and Nebula, at its defaults and tuned
+# (bench/README.md), which prints its table and writes bench/RESULTS.md.
+# BENCH_ROUNDS (5), BENCH_SECONDS (5) and BENCH_PEERS (10000) set its length:
+# about 8 minutes in all by default, plus a minute to build Nebula the first time.
 BENCH_ENGINE_LOG := $(BIN)/bench-engine.txt
 bench: deps
 	@mkdir -p $(BIN)
 	bash -o pipefail -c "$(GO) test -run '^$$' -bench . -benchmem ./... | tee $(BENCH_ENGINE_LOG)"
 	@if [ "$$(id -u)" != 0 ]; then \
-		echo "bench: skipping the netns side-by-side against wireguard-go: it needs root"; \
+		echo "bench: skipping the netns side-by-side against wireguard-go and Nebula: it needs root"; \
 	else \
 		echo "BENCH_VIA='make bench' $(GO) test -tags netbench -run '^TestSideBySide$$' -v -count=1 -timeout 30m ./bench/"; \
 		BENCH_VIA="make bench" BENCH_ENGINE_LOG="$(CURDIR)/$(BENCH_ENGINE_LOG)" \

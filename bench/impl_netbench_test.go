@@ -19,7 +19,7 @@ import (
 	"github.com/overlay-node/overlay-node/internal/nstest"
 )
 
-// The overlay, the same for both implementations: they run one at a time, so
+// The overlay, the same for every implementation: they run one at a time, so
 // iperf3 and ping address the same tunnel endpoints whichever is up.
 var (
 	overlayA = netip.MustParsePrefix("10.77.0.1/24")
@@ -51,15 +51,22 @@ type impl struct {
 	start func(t *testing.T, p *vethPair) *tunnelPair
 	// scale times node 0 of sm, with the first nodes of the mesh, from start
 	// to its first ping through the tunnel, and returns that time and the
-	// node's RSS in bytes once settled (see scale_netbench_test.go).
+	// node's RSS in bytes once settled (see scale_netbench_test.go); nil
+	// for an implementation the scale test leaves out.
 	scale func(t *testing.T, p *vethPair, sm *scaleMesh, nodes int) (time.Duration, float64, error)
 }
 
-// impls lists implementation A, then B: the order of every round, of the
-// table's columns, and of ratios (A/B).
-var impls = [2]impl{
+// impls lists the implementations in the order of every round and of the
+// table's columns. The first, overlay-node, is the one under test; ratios
+// divide its figures by each of the others'. The scale test compares it
+// with wireguard-go only: both load their peers as a list of keys, whereas
+// Nebula keeps no such list (any host the CA certified may connect, and
+// lighthouses say where hosts are).
+var impls = [...]impl{
 	{name: "overlay-node", start: startOverlayPair, scale: overlayScale},
 	{name: "wireguard-go", start: startWireGuardPair, scale: wireGuardScale},
+	{name: "nebula", start: startNebulaDefaults},
+	{name: "nebula-tuned", start: startNebulaTuned},
 }
 
 // startOverlayPair writes two fresh keys and a two-node mesh file and runs

@@ -44,7 +44,8 @@ func startIperfServer(t *testing.T, h *nstest.Host, addr netip.Addr) {
 	t.Fatalf("iperf3 server in %s is not listening on %s:%s; output:\n%s", h.Name, addr, iperfPort, proc.Output())
 }
 
-// iperfResult is what the receiving side of one iperf3 run counted.
+// iperfResult is what the receiving side of one iperf3 run counted, and for
+// TCP the sender's retransmits.
 type iperfResult struct {
 	Seconds       float64 `json:"seconds"`
 	Bytes         float64 `json:"bytes"`
@@ -53,6 +54,8 @@ type iperfResult struct {
 	Packets     float64 `json:"packets"`
 	LostPackets float64 `json:"lost_packets"`
 	LostPercent float64 `json:"lost_percent"`
+	// TCP only, from the sender's sums.
+	Retransmits float64
 }
 
 // receivedPPS is the rate of UDP datagrams that arrived.
@@ -72,6 +75,9 @@ func iperf3(ctx context.Context, h *nstest.Host, addr netip.Addr, secs int, extr
 		Error string `json:"error"`
 		End   struct {
 			SumReceived iperfResult `json:"sum_received"`
+			SumSent     struct {
+				Retransmits float64 `json:"retransmits"`
+			} `json:"sum_sent"`
 		} `json:"end"`
 	}
 	i := strings.IndexByte(out, '{')
@@ -81,7 +87,9 @@ func iperf3(ctx context.Context, h *nstest.Host, addr netip.Addr, secs int, extr
 	if derr := json.NewDecoder(strings.NewReader(out[i:])).Decode(&doc); derr != nil {
 		return iperfResult{}, fmt.Errorf("iperf3 %s: decode JSON: %v (exit: %v)", strings.Join(extra, " "), derr, err)
 	}
-	switch r := doc.End.SumReceived; {
+	r := doc.End.SumReceived
+	r.Retransmits = doc.End.SumSent.Retransmits
+	switch {
 	case doc.Error != "":
 		return r, fmt.Errorf("iperf3 %s: %s", strings.Join(extra, " "), doc.Error)
 	case err != nil:

@@ -119,10 +119,14 @@ func (r *results) markdown(info runInfo) string {
 	var b strings.Builder
 	s := info.settings
 	fmt.Fprintf(&b, "# Benchmark results\n\n")
-	fmt.Fprintf(&b, "overlay-node against wireguard-go, one pair at a time, between two network\n"+
-		"namespaces joined by one veth pair. Rounds alternate overlay-node, wireguard-go.\n"+
-		"Cells are the median [min–max] over the rounds; the ratio is overlay-node /\n"+
-		"wireguard-go, of the medians. How each row is measured: [README.md](README.md).\n\n")
+	fmt.Fprintf(&b, "overlay-node against wireguard-go and Nebula %s (at its defaults, and tuned\n"+
+		"with its documented socket buffer and TUN queue settings), one pair at a time,\n"+
+		"between two network namespaces joined by one veth pair. Rounds alternate\n"+
+		"overlay-node, wireguard-go, nebula, nebula-tuned. Cells are the median\n"+
+		"[min–max] over the rounds; each ratio is overlay-node's median over the\n"+
+		"other's, except in the \"lowest ratio of a round\" row, where it is the\n"+
+		"lowest of the rounds' own ratios. Targets are against wireguard-go. How each\n"+
+		"row is measured: [README.md](README.md).\n\n", nebulaVersion)
 	fmt.Fprintf(&b, "| | |\n|---|---|\n")
 	for _, kv := range [][2]string{
 		{"date", info.date.Format("2006-01-02 15:04 MST")},
@@ -131,7 +135,7 @@ func (r *results) markdown(info runInfo) string {
 		{"Go", info.goVer},
 		{"machine", info.machine},
 		{"settings", fmt.Sprintf("BENCH_ROUNDS=%d, BENCH_SECONDS=%d (per iperf3 run), BENCH_PEERS=%d (nodes in the scale mesh)", s.rounds, s.seconds, s.peers)},
-		{"runtime", info.runtime.String() + " (this test; the in-process benchmarks run before it)"},
+		{"runtime", info.runtime.String() + " (this test, after building the binaries; the in-process benchmarks run before it)"},
 		{"other load", "CPU used by processes outside this run during it: " + info.others},
 	} {
 		fmt.Fprintf(&b, "| %s | %s |\n", kv[0], kv[1])
@@ -139,6 +143,10 @@ func (r *results) markdown(info runInfo) string {
 
 	fmt.Fprintf(&b, "\n## Side by side\n\n")
 	b.WriteString(r.table(mainRows(s.peers)))
+	fmt.Fprintf(&b, "\nThe start and idle-memory rows (the scale test) compare overlay-node with\n"+
+		"wireguard-go only (—): Nebula keeps no list of peers to load (any host with a\n"+
+		"certificate from the CA may connect, and lighthouses say where hosts are), so\n"+
+		"a mesh of idle peers has no counterpart in it.\n")
 	fmt.Fprintf(&b, "\n## Offloads during the single-stream run\n\n")
 	b.WriteString(r.table(offloadRows))
 	b.WriteString("\n")
@@ -161,7 +169,7 @@ func (r *results) markdown(info runInfo) string {
 // table renders rows as a Markdown table whose columns are padded to line
 // up, so that the same text reads well on a terminal.
 func (r *results) table(rows []metric) string {
-	cells := [][]string{{"metric", impls[0].name, impls[1].name, "ratio", "target"}}
+	cells := [][]string{header()}
 	for _, m := range rows {
 		cells = append(cells, r.row(m))
 	}

@@ -16,17 +16,17 @@ import (
 
 // settings are the knobs of a run, from the environment.
 type settings struct {
-	rounds  int // BENCH_ROUNDS: rounds of A then B, at least 1
+	rounds  int // BENCH_ROUNDS: rounds of every implementation in turn, at least 1
 	seconds int // BENCH_SECONDS: length of each iperf3 run
 	peers   int // BENCH_PEERS: nodes in the scale mesh; 0 skips it
 }
 
 // loadSettings reads the environment, with the defaults `make bench` uses:
-// 3 rounds of 5 s runs (about 3 minutes), and a 10,000-node mesh.
+// 5 rounds of 5 s runs, and a 10,000-node mesh.
 func loadSettings(t *testing.T) settings {
 	t.Helper()
 	s := settings{
-		rounds:  envInt(t, "BENCH_ROUNDS", 3, 1),
+		rounds:  envInt(t, "BENCH_ROUNDS", 5, 1),
 		seconds: envInt(t, "BENCH_SECONDS", 5, 1),
 		peers:   envInt(t, "BENCH_PEERS", 10000, 0),
 	}
@@ -51,10 +51,23 @@ func envInt(t *testing.T, name string, def, min int) int {
 	return n
 }
 
-// TestSideBySide is the netns benchmark behind `make bench`: overlay-node and
-// wireguard-go, one pair at a time over the same veth, alternating round by
-// round, then the scale test; it prints the comparison and, if every round
-// succeeded, writes it to RESULTS.md.
+// estimate is how long the side-by-side should take with s on 2 cores,
+// besides building the binaries: per implementation and round, three iperf3
+// runs and about 4 s of start, pings and iperf3 set-up; per round of the
+// scale test, about 8 s of settling and 0.2 ms per node of the mesh.
+func (s settings) estimate() time.Duration {
+	per := time.Duration(len(impls)) * (time.Duration(3*s.seconds)*time.Second + 4*time.Second)
+	if s.peers > 0 {
+		per += 8*time.Second + time.Duration(s.peers)*200*time.Microsecond
+	}
+	return time.Duration(s.rounds) * per
+}
+
+// TestSideBySide is the netns benchmark behind `make bench`: overlay-node,
+// wireguard-go and Nebula (twice: at its defaults and tuned), one pair at a
+// time over the same veth, alternating round by round, then the scale test;
+// it prints the comparison and, if every round succeeded, writes it to
+// RESULTS.md.
 func TestSideBySide(t *testing.T) {
 	nstest.RequireRoot(t)
 	for _, tool := range []string{"iperf3", "ping", "ss"} {
@@ -63,9 +76,12 @@ func TestSideBySide(t *testing.T) {
 		}
 	}
 	s := loadSettings(t)
-	started := time.Now()
+	t.Logf("%d rounds of %d implementations, %d s per iperf3 run, %d-node scale mesh: about %v, after the builds",
+		s.rounds, len(impls), s.seconds, s.peers, s.estimate().Round(10*time.Second))
 	nstest.BuildOverlayNode(t)
 	nstest.BuildWireGuardGo(t)
+	buildNebula(t)
+	started := time.Now()
 	p := newVethPair(t)
 	res := newResults()
 	cpu0, err := takeCPUSnapshot()
@@ -79,7 +95,7 @@ func TestSideBySide(t *testing.T) {
 				t.Run(im.name, func(t *testing.T) {
 					res.runs++
 					tp := im.start(t, p)
-					res.add(i, measureRound(t, p, tp, s.seconds))
+					res.addRound(round, i, measureRound(t, p, tp, s.seconds))
 				})
 			}
 		})
@@ -92,7 +108,11 @@ func TestSideBySide(t *testing.T) {
 	fmt.Printf("\n%s\n", report)
 	want := s.rounds * len(impls)
 	if s.peers > 0 {
-		want += s.rounds * len(impls) * 2
+		for _, im := range impls {
+			if im.scale != nil {
+				want += s.rounds * 2
+			}
+		}
 	}
 	switch {
 	case t.Failed():
@@ -137,7 +157,7 @@ func measureRound(t *testing.T, p *vethPair, tp *tunnelPair, secs int) sample {
 	if r, err := iperf3(ctx, p.A, overlayB.Addr(), secs); err != nil {
 		fail("TCP, 1 stream", err)
 	} else {
-		s[mTCP1] = r.BitsPerSecond / 1e9
+		s[mTCP1], s[mTCP1Retx] = r.BitsPerSecond/1e9, r.Retransmits
 		cpu1, err := totalCPU(procs)
 		if err = firstErr(errCPU, err); err != nil {
 			fail("CPU time", err)
@@ -149,7 +169,14 @@ func measureRound(t *testing.T, p *vethPair, tp *tunnelPair, secs int) sample {
 		tunB1, err3 := readCounters(ctx, p.B, tp.ifaces[1])
 		if err := firstErr(errV, errA, errB, err1, err2, err3); err != nil {
 			fail("interface counters", err)
+		} else if carried := tunB1.rxBytes - tunB0.rxBytes; carried < r.Bytes {
+			// Headers included, the receiving daemon writes more than
+			// iperf3's payload into its TUN, unless the traffic went
+			// some other way.
+			fail("TCP, 1 stream", fmt.Errorf("%s carried %.0f bytes into %s, fewer than the %.0f iperf3 received",
+				tp.procs[1].Name, carried, tp.ifaces[1], r.Bytes))
 		} else {
+			t.Logf("1 stream: iperf3 received %.0f MB; %s wrote %.0f MB into %s", r.Bytes/1e6, tp.procs[1].Name, carried/1e6, tp.ifaces[1])
 			// The kernel transmits into a TUN what the daemon reads, and
 			// receives from it what the daemon writes.
 			s[mUnderlay] = veth1.avgTx(veth0)
@@ -180,8 +207,8 @@ func measureRound(t *testing.T, p *vethPair, tp *tunnelPair, secs int) sample {
 	}
 	s[mRSS] = rss
 
-	t.Logf("tcp1 %.2f Gbit/s, tcp4 %.2f Gbit/s, udp %.0f kpps (%.1f%% lost), added rtt %.0f µs (raw %.0f), cpu %.3f s/Gbit, rss %.1f MiB",
-		s[mTCP1], s[mTCP4], s[mUDPkpps], s[mUDPLoss], s[mAddedRTT], s[mRawRTT], s[mCPUPerGbit], s[mRSS])
+	t.Logf("tcp1 %.2f Gbit/s (%.0f retransmits), tcp4 %.2f Gbit/s, udp %.0f kpps (%.1f%% lost), added rtt %.0f µs (raw %.0f), cpu %.3f s/Gbit, rss %.1f MiB",
+		s[mTCP1], s[mTCP1Retx], s[mTCP4], s[mUDPkpps], s[mUDPLoss], s[mAddedRTT], s[mRawRTT], s[mCPUPerGbit], s[mRSS])
 	return s
 }
 

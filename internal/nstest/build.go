@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -39,6 +40,38 @@ func BuildWireGuardGo(t testing.TB) string {
 	return wireGuardGo.get(t, "wireguard-go", "golang.zx2c4.com/wireguard")
 }
 
+// installs holds the GoInstall builds by package path and version.
+var installs struct {
+	mu     sync.Mutex
+	builds map[string]*build
+}
+
+// GoInstall builds the main package pkg at version from the module proxy, as
+// `go install pkg@version` does, outside this module: its go.mod neither
+// constrains nor records the build. It builds on first use per test binary
+// (the go build cache makes later test binaries quick) and returns the
+// binary's path, named after pkg's last element. It fails t if the build
+// fails, with the go command's output.
+func GoInstall(t testing.TB, pkg, version string) string {
+	t.Helper()
+	key := pkg + "@" + version
+	installs.mu.Lock()
+	b := installs.builds[key]
+	if b == nil {
+		if installs.builds == nil {
+			installs.builds = make(map[string]*build)
+		}
+		b = new(build)
+		installs.builds[key] = b
+	}
+	installs.mu.Unlock()
+	b.once.Do(func() { b.path, b.err = goInstall(pkg, version) })
+	if b.err != nil {
+		t.Fatalf("nstest: %v", b.err)
+	}
+	return b.path
+}
+
 func (b *build) get(t testing.TB, name, pkg string) string {
 	t.Helper()
 	b.once.Do(func() { b.path, b.err = goBuild(name, pkg) })
@@ -69,6 +102,27 @@ func goBuild(name, pkg string) (string, error) {
 		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
 	}
 	return path, nil
+}
+
+// goInstall runs `go install pkg@version` into binDir. It runs in binDir, so
+// no go.mod is in scope, with -mod=mod so that a GOFLAGS of -mod=vendor cannot
+// stop it.
+func goInstall(pkg, version string) (string, error) {
+	dir, err := binDir()
+	if err != nil {
+		return "", err
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		return "", fmt.Errorf("install %s: %w", pkg, err)
+	}
+	cmd := exec.Command(goTool, "install", pkg+"@"+version)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=-mod=mod")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go install %s@%s: %w\n%s", pkg, version, err, out)
+	}
+	return filepath.Join(dir, path.Base(pkg)), nil
 }
 
 // moduleRoot returns the nearest directory at or above the working directory
@@ -109,8 +163,8 @@ func binDir() (string, error) {
 }
 
 // Main runs a package's tests and then removes the binaries this package
-// built for them. Packages that use BuildOverlayNode or BuildWireGuardGo
-// call it from TestMain:
+// built for them. Packages that use BuildOverlayNode, BuildWireGuardGo or
+// GoInstall call it from TestMain:
 //
 //	func TestMain(m *testing.M) { nstest.Main(m) }
 func Main(m *testing.M) {
