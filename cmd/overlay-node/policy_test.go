@@ -15,19 +15,19 @@ func TestPolicyWhy(t *testing.T) {
 		want           string // the first word
 		rule           string // `"name" (file:line)` of the deciding rule, or the reason
 	}{
-		{"web1", "db1", "5432/tcp", "allow", `rule "web-to-db" (` + segmentationMesh + `:41)`},
-		{"web2", "node:db1", "5432/tcp", "allow", `rule "web-to-db" (` + segmentationMesh + `:41)`},
-		{"web1", "172.20.21.9", "5432/tcp", "allow", `rule "web-to-db" (` + segmentationMesh + `:41)`},
+		{"web1", "db1", "5432/tcp", "allow", `rule "web-to-db" (` + segmentationMesh + `:40)`},
+		{"web2", "node:db1", "5432/tcp", "allow", `rule "web-to-db" (` + segmentationMesh + `:40)`},
+		{"web1", "172.20.21.9", "5432/tcp", "allow", `rule "web-to-db" (` + segmentationMesh + `:40)`},
 		{"web1", "db1", "5433/tcp", "deny", "but not 5433/tcp"},
 		{"web1", "db1", "5432/udp", "deny", "but not 5432/udp"},
 		{"db1", "web1", "5432/tcp", "deny", "but not 5432/tcp"},
-		{"10.100.0.50", "web2", "8080/tcp", "allow", `rule "web-http" (` + segmentationMesh + `:47)`},
+		{"10.100.0.50", "web2", "8080/tcp", "allow", `rule "web-http" (` + segmentationMesh + `:46)`},
 		{"10.100.0.50", "web2", "8101/tcp", "deny", "but not 8101/tcp"},
-		{"10.100.0.50", "web1", "icmp", "allow", `rule "web-http" (` + segmentationMesh + `:47)`},
+		{"10.100.0.50", "web1", "icmp", "allow", `rule "web-http" (` + segmentationMesh + `:46)`},
 		{"10.100.0.50", "db1", "22/tcp", "deny", "but none to node db1 (10.100.0.21)"},
-		{"admin1", "db1", "22/tcp", "allow", `rule "admin-ssh" (` + segmentationMesh + `:53)`},
-		{"admin1", "172.20.21.5", "icmp", "allow", `rule "admin-ssh" (` + segmentationMesh + `:53)`},
-		{"web1", "admin1", "514/udp", "allow", `rule "allow-4" (` + segmentationMesh + `:59)`},
+		{"admin1", "db1", "22/tcp", "allow", `rule "admin-ssh" (` + segmentationMesh + `:52)`},
+		{"admin1", "172.20.21.5", "icmp", "allow", `rule "admin-ssh" (` + segmentationMesh + `:52)`},
+		{"web1", "admin1", "514/udp", "allow", `rule "allow-4" (` + segmentationMesh + `:58)`},
 		{"admin1", "web1", "514/udp", "deny", "but not 514/udp"},
 		{"192.0.2.7", "10.100.0.99", "22/tcp", "deny", "rules allow traffic from 192.0.2.7, but none to 10.100.0.99"},
 	}
@@ -114,7 +114,7 @@ func TestCheckPrintsWarnings(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "ok") {
 		t.Fatalf("an unknown group: got exit %d, %q, want 0 and ok:\n%s", code, out, stderr)
 	}
-	if want := mesh + ":55:24: warning: allow.from: no node is in group \"ops\""; !strings.Contains(stderr, want) {
+	if want := mesh + ":54:24: warning: allow.from: no node is in group \"ops\""; !strings.Contains(stderr, want) {
 		t.Errorf("stderr lacks %q:\n%s", want, stderr)
 	}
 }
