@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,9 +17,9 @@ import (
 
 // The keys each table accepts, in the order hints list them.
 var (
-	topKeys  = []string{"mesh", "node"}
-	meshKeys = []string{"name", "port", "mtu"}
-	nodeKeys = []string{"name", "public_key", "address", "endpoint", "subnets", "keepalive", "port"}
+	topKeys  = []string{"mesh", "node", "allow", "expect"}
+	meshKeys = []string{"name", "port", "mtu", "deny", "conntrack_max"}
+	nodeKeys = []string{"name", "public_key", "address", "endpoint", "subnets", "keepalive", "port", "groups"}
 )
 
 // examples show how each key is written, for the hints of type errors.
@@ -77,7 +78,7 @@ func syntaxError(file string, err error) *Error {
 }
 
 func (d *decoder) decode(root *value) *Mesh {
-	m := &Mesh{Port: DefaultPort, MTU: DefaultMTU, src: newSource(position{1, 1})}
+	m := &Mesh{Port: DefaultPort, MTU: DefaultMTU, Deny: DefaultDeny, ConntrackMax: DefaultConntrackMax, src: newSource(position{1, 1})}
 	t := root.table
 	for _, k := range t.keys {
 		v := t.vals[k]
@@ -87,6 +88,10 @@ func (d *decoder) decode(root *value) *Mesh {
 		case "node":
 			m.src.fields[k] = &field{val: v.at}
 			d.nodes(m, v)
+		case "allow":
+			d.allows(m, v)
+		case "expect":
+			d.expects(m, v)
 		default:
 			if d.unknown(v, "", k, topKeys) == "node" && !m.src.has("node") {
 				m.src.bad["node"] = true
@@ -129,6 +134,19 @@ func (d *decoder) meshTable(m *Mesh, v *value) {
 					break
 				}
 				m.MTU = int(n)
+			}
+		case "deny":
+			if s, ok := d.str(m.src, "mesh", k, e); ok {
+				m.Deny = s
+			}
+		case "conntrack_max":
+			if n, ok := d.integer(m.src, "mesh", k, e); ok {
+				if msg, hint := conntrackProblem(n); msg != "" {
+					m.src.bad[k] = true
+					d.add(e.at, "mesh.conntrack_max", msg, hint)
+					break
+				}
+				m.ConntrackMax = int(n)
 			}
 		default:
 			sug = append(sug, d.unknown(e, "mesh", k, meshKeys))
@@ -205,6 +223,8 @@ func (d *decoder) node(v *value) Node {
 			if p, ok := d.port(n.src, "node", k, e); ok {
 				n.Port = p
 			}
+		case "groups":
+			d.groups(&n, e)
 		default:
 			sug = append(sug, d.unknown(e, "node", k, nodeKeys))
 		}
@@ -308,19 +328,19 @@ func (d *decoder) prefixes(src *source, key string, v *value, single bool, parse
 // unknown reports a key that table does not accept, suggesting the key that
 // was probably meant.
 func (d *decoder) unknown(v *value, table, key string, known []string) (suggested string) {
-	full, where := key, "the top level holds [mesh] and [[node]]"
+	full, where := key, "the top level holds [mesh], [[node]], [[allow]] and [[expect]]"
 	switch table {
 	case "mesh":
 		full, where = "mesh."+key, "[mesh] keys are "+strings.Join(known, ", ")
-	case "node":
-		full, where = "node."+key, "[[node]] keys are "+strings.Join(known, ", ")
+	case "node", "allow", "expect":
+		full, where = table+"."+key, "[["+table+"]] keys are "+strings.Join(known, ", ")
 	}
 	hint := where
 	s := suggest(key, known)
 	switch {
-	case table != "" && (key == "mesh" || key == "node"):
+	case table != "" && slices.Contains(topKeys, key):
 		// A top-level key written after a header lands in that table.
-		hint = fmt.Sprintf("%s belongs at the top level: write [mesh] and [[node]] headers instead", key)
+		hint = fmt.Sprintf("%s belongs at the top level: write [mesh], [[node]], [[allow]] and [[expect]] headers instead", key)
 		s = ""
 	case s != "":
 		hint = fmt.Sprintf("did you mean %q? %s", s, where)

@@ -8,6 +8,9 @@
 //
 //	mesh.toml:12:11: node.address: 10.100.0.1 is already the address of node "a" (line 6) (hint: give every node its own overlay address)
 //
+// [Mesh.Warnings] lists what is suspect but valid, such as a group no node
+// has, in the same form. [Mesh.Policy] compiles the [[allow]] rules.
+//
 // Unknown keys are errors, so a misspelt key never silently does nothing. A
 // missing file is reported as [ErrNoConfig], apart from an invalid one.
 //

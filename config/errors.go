@@ -29,9 +29,12 @@ type Error struct {
 	Key  string // dotted TOML key, such as "node.address"; empty for syntax errors
 	Msg  string // what is wrong
 	Hint string // how to fix it; may be empty
+
+	Warning bool // a suspect value that does not make the mesh invalid; see Mesh.Warnings
 }
 
-// Error formats e as "file:line:col: key: message (hint: ...)".
+// Error formats e as "file:line:col: key: message (hint: ...)", with
+// "warning: " before the key for a warning.
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)
@@ -42,6 +45,9 @@ func (e *Error) Error() string {
 		fmt.Fprintf(&b, ":%d:%d", e.Line, e.Col)
 	}
 	b.WriteString(": ")
+	if e.Warning {
+		b.WriteString("warning: ")
+	}
 	if e.Key != "" {
 		b.WriteString(e.Key)
 		b.WriteString(": ")

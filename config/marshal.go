@@ -10,13 +10,29 @@ import (
 // The shape of the mesh file, for encoding.
 type (
 	fileMesh struct {
-		Mesh fileMeshTable `toml:"mesh"`
-		Node []fileNode    `toml:"node"`
+		Mesh   fileMeshTable `toml:"mesh"`
+		Node   []fileNode    `toml:"node"`
+		Allow  []fileAllow   `toml:"allow,omitempty"`
+		Expect []fileExpect  `toml:"expect,omitempty"`
 	}
 	fileMeshTable struct {
-		Name string `toml:"name"`
-		Port uint16 `toml:"port"`
-		MTU  int    `toml:"mtu"`
+		Name         string `toml:"name"`
+		Port         uint16 `toml:"port"`
+		MTU          int    `toml:"mtu"`
+		Deny         string `toml:"deny,omitempty"`
+		ConntrackMax int    `toml:"conntrack_max,omitempty"`
+	}
+	fileAllow struct {
+		Name  string   `toml:"name"`
+		From  []string `toml:"from"`
+		To    []string `toml:"to"`
+		Ports []string `toml:"ports,omitempty"`
+	}
+	fileExpect struct {
+		From    string `toml:"from"`
+		To      string `toml:"to"`
+		Port    string `toml:"port"`
+		Verdict string `toml:"verdict"`
 	}
 	fileNode struct {
 		Name      string   `toml:"name"`
@@ -26,6 +42,7 @@ type (
 		Subnets   []string `toml:"subnets,omitempty"`
 		Keepalive string   `toml:"keepalive,omitempty"`
 		Port      uint16   `toml:"port,omitempty"` // left out when it is the mesh port
+		Groups    []string `toml:"groups,omitempty"`
 	}
 )
 
@@ -33,12 +50,13 @@ type (
 // mesh (apart from Path, Hash and line numbers). Comments and the layout of
 // the original file are not kept.
 func (m *Mesh) Marshal() ([]byte, error) {
-	f := fileMesh{Mesh: fileMeshTable{Name: m.Name, Port: m.Port, MTU: m.MTU}}
+	f := fileMesh{Mesh: fileMeshTable{Name: m.Name, Port: m.Port, MTU: m.MTU, Deny: m.Deny, ConntrackMax: m.ConntrackMax}}
 	for _, n := range m.Nodes {
 		fn := fileNode{
 			Name:      n.Name,
 			PublicKey: n.PublicKey.String(),
 			Endpoint:  n.Endpoint,
+			Groups:    n.Groups,
 		}
 		addrs := make([]string, len(n.Addresses))
 		for i, a := range n.Addresses {
@@ -62,5 +80,23 @@ func (m *Mesh) Marshal() ([]byte, error) {
 		}
 		f.Node = append(f.Node, fn)
 	}
+	for _, a := range m.Allow {
+		fa := fileAllow{Name: a.Name, From: selectorStrings(a.From), To: selectorStrings(a.To)}
+		for _, p := range a.Ports {
+			fa.Ports = append(fa.Ports, p.String())
+		}
+		f.Allow = append(f.Allow, fa)
+	}
+	for _, x := range m.Expect {
+		f.Expect = append(f.Expect, fileExpect{From: x.From.String(), To: x.To.String(), Port: x.Port.String(), Verdict: verdictWord(x.Allow)})
+	}
 	return toml.Marshal(f)
+}
+
+func selectorStrings(sels []Selector) []string {
+	out := make([]string, len(sels))
+	for i, s := range sels {
+		out[i] = s.String()
+	}
+	return out
 }

@@ -37,6 +37,12 @@ type Mesh struct {
 	Nodes []Node // every [[node]], in file order
 	Hash  string // hex SHA-256 of the file's bytes, to tell whether a reload changed anything
 
+	// Segmentation. With no Allow rules every flow between members passes.
+	Deny         string   // [mesh] deny: what a denied packet gets, "reject" or "drop"; "" means "reject"
+	ConntrackMax int      // [mesh] conntrack_max: flows tracked at most; zero means the default
+	Allow        []Allow  // every [[allow]], in file order
+	Expect       []Expect // every [[expect]], in file order
+
 	src *source // where each key was written; nil for a Mesh built in code
 }
 
@@ -50,6 +56,7 @@ type Node struct {
 	Subnets   []netip.Prefix   // networks behind the node, in canonical (masked) form
 	Keepalive time.Duration    // persistent keepalive interval; zero means off
 	Port      uint16           // UDP listen port; the mesh port unless the node sets its own
+	Groups    []string         // groups the node's addresses and subnets belong to, for [[allow]] rules
 	Line      int              // line of the node's [[node]] header; zero for a Node built in code
 
 	src *source
@@ -138,7 +145,7 @@ func Parse(path string, data []byte) (*Mesh, error) {
 	m := d.decode(root)
 	m.Path = path
 	m.Hash = hex.EncodeToString(sum[:])
-	errs := append(d.errs, m.validate()...)
+	errs := append(d.errs, m.validate(len(d.errs) == 0)...)
 	if err := errs.err(); err != nil {
 		return nil, err
 	}

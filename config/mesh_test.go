@@ -84,6 +84,17 @@ func strip(m *Mesh) *Mesh {
 		if len(c.Nodes[i].Subnets) == 0 {
 			c.Nodes[i].Subnets = nil
 		}
+		if len(c.Nodes[i].Groups) == 0 {
+			c.Nodes[i].Groups = nil
+		}
+	}
+	c.Allow = append([]Allow(nil), m.Allow...)
+	for i := range c.Allow {
+		c.Allow[i].Line, c.Allow[i].src = 0, nil
+	}
+	c.Expect = append([]Expect(nil), m.Expect...)
+	for i := range c.Expect {
+		c.Expect[i].Line, c.Expect[i].src = 0, nil
 	}
 	return &c
 }
@@ -94,7 +105,7 @@ func TestParseValid(t *testing.T) {
 		t.Fatalf("Parse: %v", err)
 	}
 	want := &Mesh{
-		Name: "prod", Port: 51966, MTU: 1380,
+		Name: "prod", Port: 51966, MTU: 1380, Deny: DefaultDeny, ConntrackMax: DefaultConntrackMax,
 		Nodes: []Node{
 			{Name: "a", PublicKey: mustKey(t, keyA), Addresses: prefixes("10.100.0.1/24"), Endpoint: "192.0.2.1:51820",
 				Subnets: prefixes("172.20.1.0/24", "172.20.1.128/25"), Port: 51966},

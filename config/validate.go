@@ -15,7 +15,7 @@ import (
 // building or changing a Mesh in code. Problems are placed at the key they
 // concern when the Mesh came from a file.
 func (m *Mesh) Validate() error {
-	return m.validate().err()
+	return m.validate(true).err()
 }
 
 // validator collects the problems of one mesh.
@@ -56,10 +56,12 @@ func (n *Node) label(i int) string {
 	return fmt.Sprintf("node #%d", i+1)
 }
 
-func (m *Mesh) validate() ErrorList {
+// validate checks m; decoded is false when decoding it found problems.
+func (m *Mesh) validate(decoded bool) ErrorList {
 	v := &validator{m: m}
 	v.mesh()
 	v.nodes()
+	v.segmentation(decoded)
 	return v.errs
 }
 

@@ -146,7 +146,8 @@ func TestSuggest(t *testing.T) {
 		{"subnet", "subnets"},
 		{"ListenPort", "port"},
 		{"keepalive_interval", ""},
-		{"groups", ""},
+		{"group", "groups"},
+		{"tags", ""},
 	}
 	for _, tt := range tests {
 		if got := suggest(tt.in, nodeKeys); got != tt.want {

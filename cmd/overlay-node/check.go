@@ -38,10 +38,15 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// loadMesh loads and validates the mesh file, printing every problem on
-// its own line as file:line:col: message.
+// loadMesh loads and validates the mesh file, printing every problem, and
+// every warning of a valid file, on its own line as file:line:col: message.
 func loadMesh(path string, stderr io.Writer) (*config.Mesh, error) {
 	mesh, err := config.Load(path)
+	if err == nil {
+		for _, w := range mesh.Warnings() {
+			fmt.Fprintln(stderr, w)
+		}
+	}
 	var list config.ErrorList
 	if errors.As(err, &list) {
 		for _, e := range list {

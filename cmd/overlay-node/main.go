@@ -27,6 +27,8 @@ commands:
   pubkey                       read a private key on stdin, print its public key
   check -c MESH [-k KEY]       validate a mesh file; with -k, also check this node is in it
   up -c MESH -k KEY [flags]    run this node in the foreground until SIGINT/SIGTERM
+  policy why -c MESH FROM TO PORT/PROTO
+                               say whether the rules allow a flow, and which rule decided
   status [--interface NAME] [--json]
                                show the running node's peers, handshakes, transfer and drops
   version                      print the version
@@ -62,6 +64,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdCheck(args[1:], stdout, stderr)
 	case "up":
 		err = cmdUp(args[1:], stdout, stderr)
+	case "policy":
+		err = cmdPolicy(args[1:], stdout, stderr)
 	case "status":
 		err = cmdStatus(args[1:], stdout)
 	case "version", "--version":
