@@ -170,24 +170,24 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := m.Marshal()
+	out, err := marshal(m)
 	if err != nil {
-		t.Fatalf("Marshal: %v", err)
+		t.Fatalf("marshal: %v", err)
 	}
 	m2, err := Parse("out.toml", out)
 	if err != nil {
-		t.Fatalf("Parse of Marshal output: %v\n%s", err, out)
+		t.Fatalf("Parse of marshal output: %v\n%s", err, out)
 	}
 	if got, want := strip(m2), strip(m); !reflect.DeepEqual(got, want) {
 		t.Errorf("round trip changed the mesh:\ngot  %+v\nwant %+v\n%s", got, want, out)
 	}
-	// Marshal is stable: a second round gives the same bytes.
-	out2, err := m2.Marshal()
+	// marshal is stable: a second round gives the same bytes.
+	out2, err := marshal(m2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if string(out2) != string(out) {
-		t.Errorf("second Marshal differs:\n%s\nfirst:\n%s", out2, out)
+		t.Errorf("second marshal differs:\n%s\nfirst:\n%s", out2, out)
 	}
 }
 

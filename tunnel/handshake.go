@@ -59,9 +59,6 @@ func (d *Device) underLoad(now time.Time) bool {
 	return now.UnixNano() < d.underLoadUntil.Load()
 }
 
-// SetUnderLoad forces cookie replies on (for tests and incident response).
-func (d *Device) SetUnderLoad(on bool) { d.forceUnderLoad.Store(on) }
-
 // sourceBytes is the address a cookie is bound to: ip || port.
 func sourceBytes(ap netip.AddrPort, scratch *[18]byte) []byte {
 	b := ap.Addr().AsSlice()

@@ -127,3 +127,6 @@ func establish(t testing.TB, a, b *testNode) {
 	b.tun.Inject(q)
 	expectPacket(t, a, q)
 }
+
+// setUnderLoad forces cookie replies on, as a flood of handshakes would.
+func (d *Device) setUnderLoad(on bool) { d.forceUnderLoad.Store(on) }

@@ -131,7 +131,7 @@ func TestInteropCookieUnderLoad(t *testing.T) {
 	}
 	w := startWireGuardGo(t)
 	n, dev := startOurs(t, w, nil)
-	dev.SetUnderLoad(true)
+	dev.setUnderLoad(true)
 	q := ipv4Packet(w.addr, n.addr, []byte("through the cookie"))
 	w.tun.Outbound <- q
 	select {
