@@ -30,6 +30,11 @@ const (
 	// empty keepalive: a header and a tag around no plaintext.
 	TransportMinSize = TransportOverhead
 
+	// DefaultMTU is the inner MTU that fits a 1500-byte link whichever
+	// family carries the tunnel: 1500 less an IPv6 header (40), a UDP header
+	// (8) and TransportOverhead.
+	DefaultMTU = 1500 - 40 - 8 - TransportOverhead
+
 	// PaddingMultiple is the block the plaintext of a transport message is
 	// padded to, so that its length leaks less about the inner packet.
 	PaddingMultiple = 16

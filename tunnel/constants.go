@@ -14,8 +14,6 @@ const (
 
 // Implementation constants.
 const (
-	// BatchSize is how many packets move through each stage at once.
-	BatchSize = 128
 	// BufferSize holds the largest TUN read or write (a 64 KiB
 	// super-packet), with the header room in front.
 	BufferSize = 65535 + HeaderRoom

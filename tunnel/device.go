@@ -93,7 +93,7 @@ func New(tdev tun.Device, bind encap.Bind, cfg Config, opt Options) (*Device, er
 		opt.Clock = SystemClock{}
 	}
 	if cfg.MTU <= 0 {
-		cfg.MTU = 1420
+		cfg.MTU = encap.DefaultMTU
 	}
 	id := crypto.NewIdentity(cfg.PrivateKey)
 	d := &Device{

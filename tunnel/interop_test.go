@@ -60,7 +60,7 @@ func startWireGuardGo(t *testing.T) *wgPeer {
 // only peer, and tells w about it.
 func startOurs(t *testing.T, w *wgPeer, clock Clock) (*testNode, *Device) {
 	t.Helper()
-	n := &testNode{tun: tunneltest.NewTUN(1420, BatchSize), key: mustKey(t), addr: netip.MustParseAddr("10.0.0.1")}
+	n := &testNode{tun: tunneltest.NewTUN(1420, encap.BatchSize), key: mustKey(t), addr: netip.MustParseAddr("10.0.0.1")}
 	cfg := Config{PrivateKey: n.key, MTU: 1420, Peers: []PeerConfig{{
 		Name:       "wggo",
 		PublicKey:  w.key.PublicKey(),

@@ -78,7 +78,7 @@ func (c *dropCounters) snapshot() (out [numDropReasons]uint64) {
 	return out
 }
 
-// Histogram buckets for batch sizes: powers of two up to BatchSize.
+// Histogram buckets for batch sizes: powers of two up to encap.BatchSize.
 var batchBuckets = [...]int{1, 2, 4, 8, 16, 32, 64, 128}
 
 // batchHistogram counts batch sizes without locks.
