@@ -64,7 +64,7 @@ type Device struct {
 	peers          atomic.Pointer[peerSet]
 	forceUnderLoad atomic.Bool
 	underLoadUntil atomic.Int64
-	closed         atomic.Bool
+	closed         atomic.Bool // set under initiationsMu
 
 	drops                                                   dropCounters
 	tunReadBatch, tunWriteBatch, udpRecvBatch, udpSendBatch batchHistogram
@@ -76,6 +76,11 @@ type Device struct {
 	closeOnce   sync.Once
 	wg          sync.WaitGroup // the packet readers
 	handshakeWG sync.WaitGroup // the handshake goroutine, which outlives them
+	// initiations counts the goroutines of requestHandshake. initiationsMu
+	// orders their Add against Close setting closed, so none starts after
+	// Close waits.
+	initiationsMu sync.Mutex
+	initiations   sync.WaitGroup
 }
 
 // peerSet is an immutable snapshot of the peers and their routes.
@@ -179,7 +184,7 @@ func (d *Device) isClosed() bool { return d.closed.Load() }
 func (d *Device) Close() error {
 	var err error
 	d.closeOnce.Do(func() {
-		d.closed.Store(true)
+		d.stopInitiations()
 		for _, p := range d.peers.Load().list {
 			p.stopTimers()
 		}

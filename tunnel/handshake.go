@@ -269,14 +269,33 @@ func (p *Peer) sendInitiation(retry bool) {
 }
 
 // requestHandshake starts a handshake from the packet path without
-// blocking it on Curve25519.
+// blocking it on Curve25519. Close joins the goroutine it starts.
 func (p *Peer) requestHandshake() {
-	if p.initiating.CompareAndSwap(false, true) {
-		go func() {
-			p.sendInitiation(false)
-			p.initiating.Store(false)
-		}()
+	if !p.initiating.CompareAndSwap(false, true) {
+		return
 	}
+	d := p.device
+	d.initiationsMu.Lock()
+	defer d.initiationsMu.Unlock()
+	if d.closed.Load() {
+		p.initiating.Store(false)
+		return
+	}
+	d.initiations.Add(1)
+	go func() {
+		defer d.initiations.Done()
+		p.sendInitiation(false)
+		p.initiating.Store(false)
+	}()
+}
+
+// stopInitiations marks the device closed, so that requestHandshake starts
+// no more goroutines, and waits for those it started.
+func (d *Device) stopInitiations() {
+	d.initiationsMu.Lock()
+	d.closed.Store(true)
+	d.initiationsMu.Unlock()
+	d.initiations.Wait()
 }
 
 func (p *Peer) sendRawToPeer(b []byte) {
