@@ -66,7 +66,9 @@ type Device struct {
 	underLoadUntil atomic.Int64
 	closed         atomic.Bool // set under initiationsMu
 
-	drops                                                   dropCounters
+	drops             dropCounters
+	cookieRepliesSent atomic.Uint64 // handshakes answered with a cookie: load, not drops
+
 	tunReadBatch, tunWriteBatch, udpRecvBatch, udpSendBatch batchHistogram
 
 	// reconfigure serialises replacements of peers (Reconfigure).

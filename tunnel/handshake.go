@@ -109,7 +109,7 @@ func (d *Device) sendCookieReply(msg []byte, ep netip.AddrPort, now time.Time) {
 	out := encap.CookieReply{Receiver: binary.LittleEndian.Uint32(msg[4:8]), CookieReply: reply}
 	var buf [encap.CookieReplySize]byte
 	out.MarshalTo(buf[:])
-	d.drops.add(DropCookieSent, 1)
+	d.cookieRepliesSent.Add(1)
 	d.sendRaw(buf[:], ep)
 }
 

@@ -18,7 +18,6 @@ const (
 	DropSourceNotAllowed                   // inner source does not route back to the sender
 	DropMalformed                          // bad outer or inner framing
 	DropBadMAC1                            // handshake message with a bad MAC1
-	DropCookieSent                         // handshake answered with a cookie reply under load
 	DropRateLimited                        // handshake over the per-source rate while under load
 	DropHandshakeInvalid                   // handshake failed to decrypt, unknown key or stale timestamp
 	DropQueueFull                          // a bounded queue was full
@@ -38,7 +37,6 @@ var dropReasonNames = [numDropReasons]string{
 	DropSourceNotAllowed: "source_not_allowed",
 	DropMalformed:        "malformed",
 	DropBadMAC1:          "bad_mac1",
-	DropCookieSent:       "cookie_sent",
 	DropRateLimited:      "rate_limited",
 	DropHandshakeInvalid: "handshake_invalid",
 	DropQueueFull:        "queue_full",

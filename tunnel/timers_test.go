@@ -242,8 +242,12 @@ func TestCookieReplyThenRetrySucceeds(t *testing.T) {
 	}
 	advance(clock, RekeyTimeout+RekeyTimeoutJitterMax, 50*time.Millisecond)
 	expectPacket(t, b, p)
-	if got := b.drops(DropCookieSent); got != 1 {
+	st := b.dev.Snapshot()
+	if got := st.CookieRepliesSent; got != 1 {
 		t.Errorf("got %d cookie replies, want 1", got)
+	}
+	if got := st.Drops; got != (DropCounts{}) {
+		t.Errorf("got drops %v, want none: a cookie reply is not a drop", got)
 	}
 }
 
@@ -264,7 +268,7 @@ func TestHandshakeFloodRateLimited(t *testing.T) {
 		}
 	})
 	a.tun.Inject(ipv4Packet(a.addr, b.addr, []byte("flood")))
-	waitFor(t, "cookie reply", func() bool { return b.drops(DropCookieSent) == 1 })
+	waitFor(t, "cookie reply", func() bool { return b.dev.Snapshot().CookieRepliesSent == 1 })
 	advance(clock, RekeyTimeout+RekeyTimeoutJitterMax, 50*time.Millisecond)
 	waitFor(t, "initiation with MAC2", func() bool { mu.Lock(); defer mu.Unlock(); return withMAC2 != nil })
 	mu.Lock()
