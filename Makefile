@@ -24,10 +24,13 @@ deps:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# lint runs gofmt, vet and staticcheck (pinned by the tool directive in go.mod).
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags netbench ./bench/
+	$(GO) tool staticcheck ./...
+	$(GO) tool staticcheck -tags netbench ./bench/
 
 unit:
 	$(GO) test -race -short -count=1 ./...

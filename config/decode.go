@@ -13,6 +13,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/overlay-node/overlay-node/crypto"
+	"github.com/overlay-node/overlay-node/encap"
 )
 
 // The keys each table accepts, in the order hints list them.
@@ -26,7 +27,7 @@ var (
 var examples = map[string]string{
 	"mesh.name":       `name = "prod"`,
 	"mesh.port":       `port = 51820`,
-	"mesh.mtu":        `mtu = 1420`,
+	"mesh.mtu":        fmt.Sprintf("mtu = %d", encap.DefaultMTU),
 	"node.name":       `name = "web-1"`,
 	"node.public_key": `public_key = "<the output of overlay-node pubkey>"`,
 	"node.address":    `address = "10.100.0.1/24", or address = ["10.100.0.1/24", "fd00:100::1/64"] for dual stack`,
@@ -78,7 +79,7 @@ func syntaxError(file string, err error) *Error {
 }
 
 func (d *decoder) decode(root *value) *Mesh {
-	m := &Mesh{Port: DefaultPort, MTU: DefaultMTU, Deny: DefaultDeny, ConntrackMax: DefaultConntrackMax, src: newSource(position{1, 1})}
+	m := &Mesh{Port: DefaultPort, MTU: encap.DefaultMTU, Deny: DefaultDeny, ConntrackMax: DefaultConntrackMax, src: newSource(position{1, 1})}
 	t := root.table
 	for _, k := range t.keys {
 		v := t.vals[k]

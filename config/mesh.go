@@ -19,7 +19,6 @@ import (
 // Defaults and limits of the mesh file.
 const (
 	DefaultPort  = 51820       // [mesh] port when the file has none
-	DefaultMTU   = 1420        // [mesh] mtu when the file has none: 1500 minus the IPv6 overhead
 	MinMTU       = 1280        // the IPv6 minimum link MTU
 	MaxMTU       = 65535       // the largest IP packet
 	MinKeepalive = time.Second // WireGuard counts keepalive in whole seconds

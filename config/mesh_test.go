@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/overlay-node/overlay-node/crypto"
+	"github.com/overlay-node/overlay-node/encap"
 )
 
 // valid uses every feature of the file, in the ways TOML allows writing it.
@@ -157,8 +158,8 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Port != DefaultPort || m.MTU != DefaultMTU {
-		t.Errorf("got port %d mtu %d, want %d and %d", m.Port, m.MTU, DefaultPort, DefaultMTU)
+	if m.Port != DefaultPort || m.MTU != encap.DefaultMTU {
+		t.Errorf("got port %d mtu %d, want %d and %d", m.Port, m.MTU, DefaultPort, encap.DefaultMTU)
 	}
 	if m.Nodes[0].Port != DefaultPort || m.Nodes[1].Port != 4000 {
 		t.Errorf("got node ports %d and %d, want %d and 4000", m.Nodes[0].Port, m.Nodes[1].Port, DefaultPort)
@@ -181,24 +182,24 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := m.Marshal()
+	out, err := marshal(m)
 	if err != nil {
-		t.Fatalf("Marshal: %v", err)
+		t.Fatalf("marshal: %v", err)
 	}
 	m2, err := Parse("out.toml", out)
 	if err != nil {
-		t.Fatalf("Parse of Marshal output: %v\n%s", err, out)
+		t.Fatalf("Parse of marshal output: %v\n%s", err, out)
 	}
 	if got, want := strip(m2), strip(m); !reflect.DeepEqual(got, want) {
 		t.Errorf("round trip changed the mesh:\ngot  %+v\nwant %+v\n%s", got, want, out)
 	}
-	// Marshal is stable: a second round gives the same bytes.
-	out2, err := m2.Marshal()
+	// marshal is stable: a second round gives the same bytes.
+	out2, err := marshal(m2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if string(out2) != string(out) {
-		t.Errorf("second Marshal differs:\n%s\nfirst:\n%s", out2, out)
+		t.Errorf("second marshal differs:\n%s\nfirst:\n%s", out2, out)
 	}
 }
 
@@ -291,7 +292,7 @@ func TestLoad(t *testing.T) {
 // TestValidateInCode checks a Mesh built in code: errors have no position.
 func TestValidateInCode(t *testing.T) {
 	m := &Mesh{
-		Name: "code", Port: DefaultPort, MTU: DefaultMTU,
+		Name: "code", Port: DefaultPort, MTU: encap.DefaultMTU,
 		Nodes: []Node{
 			{Name: "a", PublicKey: mustKey(t, keyA), Addresses: prefixes("10.100.0.1/24"), Port: DefaultPort},
 			{Name: "b", PublicKey: mustKey(t, keyB), Addresses: prefixes("10.100.0.2/24"), Port: DefaultPort},

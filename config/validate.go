@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/overlay-node/overlay-node/crypto"
+	"github.com/overlay-node/overlay-node/encap"
 )
 
 // Validate checks the whole mesh and returns an ErrorList with every
@@ -308,7 +309,7 @@ func portProblem(n int64) (msg, hint string) {
 func mtuProblem(n int64) (msg, hint string) {
 	if n < MinMTU || n > MaxMTU {
 		return fmt.Sprintf("%d is out of range %d..%d", n, MinMTU, MaxMTU),
-			"1420 suits WireGuard over IPv4 and IPv6 on a 1500-byte link; IPv6 needs at least 1280"
+			fmt.Sprintf("%d suits WireGuard over IPv4 and IPv6 on a 1500-byte link; IPv6 needs at least %d", encap.DefaultMTU, MinMTU)
 	}
 	return "", ""
 }

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/overlay-node/overlay-node/encap"
 )
 
 // TestSubnetChecksReference compares the sorted subnet checks of Validate
@@ -25,7 +27,7 @@ func TestSubnetChecksReference(t *testing.T) {
 	}
 	totals := map[string]int{} // so that the test shows it exercised every check
 	for iter := range 300 {
-		m := &Mesh{Name: "ref", Port: DefaultPort, MTU: DefaultMTU}
+		m := &Mesh{Name: "ref", Port: DefaultPort, MTU: encap.DefaultMTU}
 		for i := range 2 + rng.IntN(6) {
 			k, err := ecdh.X25519().GenerateKey(keyRNG)
 			if err != nil {

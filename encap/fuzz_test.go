@@ -27,7 +27,7 @@ func FuzzMessages(f *testing.F) {
 			t.Fatalf("Classify = %d, %v: want exactly one of a type and an error", typ, classifyErr)
 		}
 
-		buf := make([]byte, MaxHandshakeSize)
+		buf := make([]byte, InitiationSize)
 		var (
 			i Initiation
 			r Response

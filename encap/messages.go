@@ -30,9 +30,10 @@ const (
 	// empty keepalive: a header and a tag around no plaintext.
 	TransportMinSize = TransportOverhead
 
-	// MaxHandshakeSize is the size of the largest handshake message, so that a
-	// buffer of this size can hold any of them.
-	MaxHandshakeSize = InitiationSize
+	// DefaultMTU is the inner MTU that fits a 1500-byte link whichever
+	// family carries the tunnel: 1500 less an IPv6 header (40), a UDP header
+	// (8) and TransportOverhead.
+	DefaultMTU = 1500 - 40 - 8 - TransportOverhead
 
 	// PaddingMultiple is the block the plaintext of a transport message is
 	// padded to, so that its length leaks less about the inner packet.
@@ -42,9 +43,8 @@ const (
 // Offsets into a transport message, for code that reads or writes the header
 // in place rather than through [ParseTransportHeader].
 const (
-	TransportOffsetReceiver = 4  // little-endian uint32 receiver index
-	TransportOffsetCounter  = 8  // little-endian uint64 nonce counter
-	TransportOffsetContent  = 16 // start of the ciphertext
+	TransportOffsetReceiver = 4 // little-endian uint32 receiver index
+	TransportOffsetCounter  = 8 // little-endian uint64 nonce counter
 )
 
 // Offsets of the MAC fields in the marshalled handshake messages. crypto
@@ -293,7 +293,7 @@ func PutTransportHeader(b []byte, receiver uint32, counter uint64) {
 }
 
 // ParseTransportHeader returns the receiver index and counter of the
-// transport message in b, whose ciphertext is b[TransportOffsetContent:]. It
+// transport message in b, whose ciphertext is b[TransportHeaderSize:]. It
 // checks the type and the minimum length itself, so it is safe on bytes that
 // did not go through [Classify]. The counter is untrusted until the
 // ciphertext has been opened with it.

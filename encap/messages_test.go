@@ -139,7 +139,7 @@ func TestLayoutMatchesWireGuardGo(t *testing.T) {
 			if err := binary.Write(&want, binary.LittleEndian, tt.wg); err != nil {
 				t.Fatal(err)
 			}
-			got := tt.ours(make([]byte, MaxHandshakeSize))
+			got := tt.ours(make([]byte, InitiationSize))
 			if len(got) != tt.size || !bytes.Equal(got, want.Bytes()) {
 				t.Errorf("MarshalTo =\n%x\nwant (wireguard-go layout)\n%x", got, want.Bytes())
 			}
@@ -155,14 +155,14 @@ func TestLayoutMatchesWireGuardGo(t *testing.T) {
 	if hdr != want {
 		t.Errorf("PutTransportHeader = %x, want %x", hdr, want)
 	}
-	if TransportOffsetContent != device.MessageTransportOffsetContent || TransportMinSize != device.MessageTransportSize {
-		t.Errorf("transport content offset %d, min size %d; want %d, %d", TransportOffsetContent,
-			TransportMinSize, device.MessageTransportOffsetContent, device.MessageTransportSize)
+	if TransportHeaderSize != device.MessageTransportHeaderSize || TransportMinSize != device.MessageTransportSize {
+		t.Errorf("transport content offset %d, min size %d; want %d, %d", TransportHeaderSize,
+			TransportMinSize, device.MessageTransportHeaderSize, device.MessageTransportSize)
 	}
 }
 
 func TestRoundTrip(t *testing.T) {
-	buf := make([]byte, MaxHandshakeSize+8) // larger than needed: MarshalTo must use a prefix
+	buf := make([]byte, InitiationSize+8) // larger than needed: MarshalTo must use a prefix
 	t.Run("initiation", func(t *testing.T) {
 		in := sampleInitiation()
 		b := in.MarshalTo(buf)

@@ -2,7 +2,6 @@ package routing
 
 import (
 	"encoding/binary"
-	"maps"
 	"net/netip"
 	"slices"
 )
@@ -27,13 +26,12 @@ import (
 //
 // # Concurrency
 //
-// Lookup and LookupBytes may run concurrently with each other, but not with
-// Insert, Delete or RemoveValue. A table that packets are looked up in is
-// therefore treated as immutable: the engine publishes it through an atomic
-// pointer and, to change it, mutates a Clone (or builds a new table) and swaps
-// the pointer (copy-on-write). Configuration changes are rare and lookups
-// happen per packet, so the O(n) copy is the right trade. A lock around every
-// access would also do, at a cost per packet.
+// Lookups may run concurrently with each other, but not with Insert. A table
+// that packets are looked up in is therefore treated as immutable: the engine
+// builds a new table for every configuration and publishes it through an
+// atomic pointer. Configuration changes are rare and lookups happen per
+// packet, so rebuilding is the right trade; a lock around every access would
+// cost per packet.
 type Table[V comparable] struct {
 	// Prefix lengths present, longest first. IPv6 prefixes of up to 64 bits
 	// are keyed by their upper half alone, which hashes on the runtime's fast
@@ -41,12 +39,6 @@ type Table[V comparable] struct {
 	v4  []level[uint32, V] // IPv4 /0../32
 	v6  []level[addr6, V]  // IPv6 /65../128
 	v6s []level[uint64, V] // IPv6 /0../64
-
-	// byValue indexes the prefixes of each value, so that Prefixes and
-	// RemoveValue cost O(prefixes of that value) rather than O(table).
-	// Each slice is unordered.
-	byValue map[V][]netip.Prefix
-	n       int
 }
 
 // addr6 is an IPv6 address as two big-endian halves, so that masking is two
@@ -69,56 +61,14 @@ func (t *Table[V]) Insert(p netip.Prefix, v V) {
 		return
 	}
 	p = p.Masked()
-	var old V
-	var existed bool
 	switch a, bits := p.Addr(), p.Bits(); {
 	case a.Is4():
-		old, existed = set(&t.v4, key4(a), uint8(bits), mask4(bits), v)
+		set(&t.v4, key4(a), uint8(bits), mask4(bits), v)
 	case bits <= 64:
-		old, existed = set(&t.v6s, key6(a).hi, uint8(bits), mask6(bits).hi, v)
+		set(&t.v6s, key6(a).hi, uint8(bits), mask6(bits).hi, v)
 	default:
-		old, existed = set(&t.v6, key6(a), uint8(bits), mask6(bits), v)
+		set(&t.v6, key6(a), uint8(bits), mask6(bits), v)
 	}
-	if existed {
-		if old == v {
-			return
-		}
-		t.unindex(old, p)
-	} else {
-		t.n++
-	}
-	if t.byValue == nil {
-		t.byValue = make(map[V][]netip.Prefix)
-	}
-	t.byValue[v] = append(t.byValue[v], p)
-}
-
-// Delete removes prefix p (host bits ignored) and reports whether it was in
-// the table.
-func (t *Table[V]) Delete(p netip.Prefix) bool {
-	if !p.IsValid() {
-		return false
-	}
-	p = p.Masked()
-	old, ok := t.remove(p)
-	if ok {
-		t.unindex(old, p)
-		t.n--
-	}
-	return ok
-}
-
-// RemoveValue removes every prefix that maps to v.
-func (t *Table[V]) RemoveValue(v V) {
-	ps, ok := t.byValue[v]
-	if !ok {
-		return
-	}
-	for _, p := range ps {
-		t.remove(p)
-	}
-	t.n -= len(ps)
-	delete(t.byValue, v)
 }
 
 // Lookup returns the value of the longest prefix that contains a, and
@@ -127,26 +77,10 @@ func (t *Table[V]) RemoveValue(v V) {
 // ignored. Lookup does not allocate.
 func (t *Table[V]) Lookup(a netip.Addr) (V, bool) {
 	if a.Is4() {
-		b := a.As4()
-		return t.lookup4(binary.BigEndian.Uint32(b[:]))
+		return t.lookup4(key4(a))
 	}
 	if a.Is6() {
-		b := a.As16()
-		return t.lookup6(addr6{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])})
-	}
-	var zero V
-	return zero, false
-}
-
-// LookupBytes is Lookup for a raw address taken straight from a packet
-// header: 4 bytes for IPv4, 16 bytes for IPv6. Any other length finds
-// nothing. LookupBytes does not allocate and does not retain ip.
-func (t *Table[V]) LookupBytes(ip []byte) (V, bool) {
-	switch len(ip) {
-	case 4:
-		return t.lookup4(binary.BigEndian.Uint32(ip))
-	case 16:
-		return t.lookup6(addr6{binary.BigEndian.Uint64(ip[:8]), binary.BigEndian.Uint64(ip[8:])})
+		return t.lookup6(key6(a))
 	}
 	var zero V
 	return zero, false
@@ -180,71 +114,6 @@ func (t *Table[V]) lookup6(a addr6) (V, bool) {
 	return zero, false
 }
 
-// Prefixes returns the prefixes that map to v, masked and sorted (IPv4
-// first, then by address and length). The caller owns the returned slice.
-func (t *Table[V]) Prefixes(v V) []netip.Prefix {
-	ps := slices.Clone(t.byValue[v])
-	slices.SortFunc(ps, netip.Prefix.Compare)
-	return ps
-}
-
-// Len returns the number of prefixes in the table.
-func (t *Table[V]) Len() int { return t.n }
-
-// Clone returns an independent copy of t: mutating either leaves the other
-// unchanged. Values themselves are copied, not deep-copied, so pointer values
-// are shared. Clone supports the copy-on-write update described on Table.
-func (t *Table[V]) Clone() *Table[V] {
-	c := &Table[V]{
-		v4:  cloneLevels(t.v4),
-		v6:  cloneLevels(t.v6),
-		v6s: cloneLevels(t.v6s),
-		n:   t.n,
-	}
-	if t.byValue != nil {
-		c.byValue = make(map[V][]netip.Prefix, len(t.byValue))
-		// One backing array for all values; each slice is capped at its
-		// length, so a later append reallocates instead of overwriting a
-		// neighbour.
-		all := make([]netip.Prefix, 0, t.n)
-		for v, ps := range t.byValue {
-			start := len(all)
-			all = append(all, ps...)
-			c.byValue[v] = all[start:len(all):len(all)]
-		}
-	}
-	return c
-}
-
-// remove deletes masked prefix p from its level without touching byValue.
-func (t *Table[V]) remove(p netip.Prefix) (V, bool) {
-	switch a, bits := p.Addr(), uint8(p.Bits()); {
-	case a.Is4():
-		return del(&t.v4, key4(a), bits)
-	case bits <= 64:
-		return del(&t.v6s, key6(a).hi, bits)
-	default:
-		return del(&t.v6, key6(a), bits)
-	}
-}
-
-// unindex removes masked prefix p from the index of v.
-func (t *Table[V]) unindex(v V, p netip.Prefix) {
-	ps := t.byValue[v]
-	i := slices.Index(ps, p)
-	if i < 0 {
-		return
-	}
-	last := len(ps) - 1
-	ps[i] = ps[last]
-	ps[last] = netip.Prefix{}
-	if last == 0 {
-		delete(t.byValue, v)
-		return
-	}
-	t.byValue[v] = ps[:last]
-}
-
 // find returns the index of the level of the given length in levels (sorted
 // longest first), or where it would be inserted.
 func find[K, V comparable](levels []level[K, V], bits uint8) (int, bool) {
@@ -256,53 +125,23 @@ func find[K, V comparable](levels []level[K, V], bits uint8) (int, bool) {
 	return len(levels), false
 }
 
-func set[K, V comparable](levels *[]level[K, V], k K, bits uint8, mask K, v V) (old V, existed bool) {
+// set maps masked key k of the given length to v, adding the level if it
+// is the first prefix of that length.
+func set[K, V comparable](levels *[]level[K, V], k K, bits uint8, mask K, v V) {
 	i, ok := find(*levels, bits)
 	if !ok {
 		*levels = slices.Insert(*levels, i, level[K, V]{mask: mask, m: make(map[K]V), bits: bits})
 	}
-	m := (*levels)[i].m
-	old, existed = m[k]
-	m[k] = v
-	return old, existed
+	(*levels)[i].m[k] = v
 }
 
-func del[K, V comparable](levels *[]level[K, V], k K, bits uint8) (old V, existed bool) {
-	i, ok := find(*levels, bits)
-	if !ok {
-		return old, false
-	}
-	m := (*levels)[i].m
-	old, existed = m[k]
-	if !existed {
-		return old, false
-	}
-	delete(m, k)
-	if len(m) == 0 {
-		// Drop the empty level so lookups stop probing it.
-		*levels = slices.Delete(*levels, i, i+1)
-	}
-	return old, true
-}
-
-func cloneLevels[K, V comparable](levels []level[K, V]) []level[K, V] {
-	if levels == nil {
-		return nil
-	}
-	c := make([]level[K, V], len(levels))
-	for i, l := range levels {
-		c[i] = level[K, V]{mask: l.mask, m: maps.Clone(l.m), bits: l.bits}
-	}
-	return c
-}
-
-// key4 returns a masked IPv4 address as a map key.
+// key4 returns an IPv4 address as a map key (masked by the caller).
 func key4(a netip.Addr) uint32 {
 	b := a.As4()
 	return binary.BigEndian.Uint32(b[:])
 }
 
-// key6 returns a masked IPv6 address as a map key.
+// key6 returns an IPv6 address as a map key (masked by the caller).
 func key6(a netip.Addr) addr6 {
 	b := a.As16()
 	return addr6{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])}

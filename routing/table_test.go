@@ -34,17 +34,6 @@ func (r *refTable) insert(p netip.Prefix, v int) {
 	r.entries = append(r.entries, refEntry{p, v})
 }
 
-func (r *refTable) delete(p netip.Prefix) bool {
-	p = p.Masked()
-	n := len(r.entries)
-	r.entries = slices.DeleteFunc(r.entries, func(e refEntry) bool { return e.p == p })
-	return len(r.entries) != n
-}
-
-func (r *refTable) removeValue(v int) {
-	r.entries = slices.DeleteFunc(r.entries, func(e refEntry) bool { return e.v == v })
-}
-
 func (r *refTable) lookup(a netip.Addr) (int, bool) {
 	best, bits := 0, -1
 	for _, e := range r.entries {
@@ -55,37 +44,13 @@ func (r *refTable) lookup(a netip.Addr) (int, bool) {
 	return best, bits >= 0
 }
 
-func (r *refTable) prefixes(v int) []netip.Prefix {
-	var ps []netip.Prefix
-	for _, e := range r.entries {
-		if e.v == v {
-			ps = append(ps, e.p)
-		}
-	}
-	slices.SortFunc(ps, netip.Prefix.Compare)
-	return ps
-}
-
-// check compares every observable of t with ref: lookups of addrs (through
-// both Lookup and LookupBytes), Len, and Prefixes of values 0..values-1.
-func check(t testing.TB, tab *Table[int], ref *refTable, addrs []netip.Addr, values int) {
+// check compares the lookup of every address in addrs with ref.
+func check(t testing.TB, tab *Table[int], ref *refTable, addrs []netip.Addr) {
 	t.Helper()
 	for _, a := range addrs {
 		wantV, wantOK := ref.lookup(a)
 		if v, ok := tab.Lookup(a); v != wantV || ok != wantOK {
 			t.Fatalf("Lookup(%v) = %d, %t; want %d, %t", a, v, ok, wantV, wantOK)
-		}
-		raw := a.AsSlice()
-		if v, ok := tab.LookupBytes(raw); v != wantV || ok != wantOK {
-			t.Fatalf("LookupBytes(%v) = %d, %t; want %d, %t", a, v, ok, wantV, wantOK)
-		}
-	}
-	if got, want := tab.Len(), len(ref.entries); got != want {
-		t.Fatalf("Len() = %d, want %d", got, want)
-	}
-	for v := range values {
-		if got, want := tab.Prefixes(v), ref.prefixes(v); !slices.Equal(got, want) {
-			t.Fatalf("Prefixes(%d) = %v, want %v", v, got, want)
 		}
 	}
 }
@@ -149,18 +114,7 @@ func TestTableLookup(t *testing.T) {
 			if !ok || got != tt.want {
 				t.Errorf("Lookup(%s): got %d, %t; want %d, true", tt.addr, got, ok, tt.want)
 			}
-			if a.Zone() != "" {
-				return
-			}
-			got, ok = tab.LookupBytes(a.AsSlice())
-			if !ok || got != tt.want {
-				t.Errorf("LookupBytes(%s): got %d, %t; want %d, true", tt.addr, got, ok, tt.want)
-			}
 		})
-	}
-
-	if got, want := tab.Len(), 9; got != want {
-		t.Errorf("Len: got %d, want %d", got, want)
 	}
 }
 
@@ -172,31 +126,25 @@ func TestTableMisses(t *testing.T) {
 	tests := []struct {
 		name string
 		tab  *Table[int]
-		ip   []byte
+		addr netip.Addr
 	}{
-		{"empty table v4", &empty, []byte{10, 0, 0, 1}},
-		{"empty table v6", &empty, netip.MustParseAddr("fd00::1").AsSlice()},
-		{"outside v4", &tab, []byte{11, 0, 0, 1}},
-		{"outside v6", &tab, netip.MustParseAddr("fe00::1").AsSlice()},
-		{"v4-mapped not in v4 prefix", &tab, netip.MustParseAddr("::ffff:10.0.0.1").AsSlice()},
-		{"nil", &tab, nil},
-		{"short", &tab, []byte{10, 0, 0}},
-		{"between lengths", &tab, make([]byte, 8)},
-		{"long", &tab, make([]byte, 17)},
+		{"empty table v4", &empty, netip.MustParseAddr("10.0.0.1")},
+		{"empty table v6", &empty, netip.MustParseAddr("fd00::1")},
+		{"outside v4", &tab, netip.MustParseAddr("11.0.0.1")},
+		{"outside v6", &tab, netip.MustParseAddr("fe00::1")},
+		{"v4-mapped not in v4 prefix", &tab, netip.MustParseAddr("::ffff:10.0.0.1")},
+		{"zero Addr", &tab, netip.Addr{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got, ok := tt.tab.LookupBytes(tt.ip); ok {
-				t.Errorf("LookupBytes(%v): got %d, true; want no match", tt.ip, got)
+			if got, ok := tt.tab.Lookup(tt.addr); ok {
+				t.Errorf("Lookup(%v): got %d, true; want no match", tt.addr, got)
 			}
 		})
 	}
-	if got, ok := tab.Lookup(netip.Addr{}); ok {
-		t.Errorf("Lookup(zero Addr): got %d, true; want no match", got)
-	}
 }
 
-func TestTableMutations(t *testing.T) {
+func TestTableInsert(t *testing.T) {
 	var tab Table[string]
 	tab.Insert(mustPrefix("10.0.0.1/24"), "a") // host bits are dropped
 	tab.Insert(mustPrefix("10.0.0.0/24"), "b") // same prefix: replaces a
@@ -204,103 +152,21 @@ func TestTableMutations(t *testing.T) {
 	tab.Insert(mustPrefix("fd00::/64"), "a")
 	tab.Insert(netip.Prefix{}, "bad") // ignored
 
-	if got, want := tab.Len(), 3; got != want {
-		t.Fatalf("Len after inserts: got %d, want %d", got, want)
-	}
-	if got, want := tab.Prefixes("a"), []netip.Prefix{mustPrefix("10.0.0.9/32"), mustPrefix("fd00::/64")}; !slices.Equal(got, want) {
-		t.Errorf("Prefixes(a): got %v, want %v", got, want)
-	}
-	if got, want := tab.Prefixes("b"), []netip.Prefix{mustPrefix("10.0.0.0/24")}; !slices.Equal(got, want) {
-		t.Errorf("Prefixes(b): got %v, want %v", got, want)
-	}
-	if got := tab.Prefixes("bad"); len(got) != 0 {
-		t.Errorf("Prefixes(bad): got %v, want none", got)
-	}
-
-	if got := tab.Delete(mustPrefix("10.0.0.77/24")); !got {
-		t.Errorf("Delete(10.0.0.77/24): got false, want true")
-	}
-	if got := tab.Delete(mustPrefix("10.0.0.0/24")); got {
-		t.Errorf("second Delete(10.0.0.0/24): got true, want false")
-	}
-	if got := tab.Delete(netip.Prefix{}); got {
-		t.Errorf("Delete(invalid): got true, want false")
-	}
-	if v, ok := tab.Lookup(netip.MustParseAddr("10.0.0.1")); ok {
-		t.Errorf("Lookup(10.0.0.1) after Delete: got %q, want no match", v)
-	}
-	if got := tab.Prefixes("b"); len(got) != 0 {
-		t.Errorf("Prefixes(b) after Delete: got %v, want none", got)
-	}
-
-	tab.RemoveValue("a")
-	tab.RemoveValue("never inserted")
-	if got, want := tab.Len(), 0; got != want {
-		t.Errorf("Len after RemoveValue: got %d, want %d", got, want)
-	}
-	if v, ok := tab.Lookup(netip.MustParseAddr("fd00::1")); ok {
-		t.Errorf("Lookup(fd00::1) after RemoveValue: got %q, want no match", v)
-	}
-	if got, want := len(tab.v4)+len(tab.v6)+len(tab.v6s), 0; got != want {
-		t.Errorf("levels left after emptying: got %d, want %d", got, want)
-	}
-}
-
-func TestTableClone(t *testing.T) {
-	var orig Table[int]
-	orig.Insert(mustPrefix("10.0.0.0/24"), 1)
-	orig.Insert(mustPrefix("10.0.1.0/24"), 1)
-	orig.Insert(mustPrefix("10.0.2.0/24"), 2)
-	orig.Insert(mustPrefix("fd00::/64"), 2)
-
-	c := orig.Clone()
-	c.Insert(mustPrefix("10.0.3.0/24"), 1) // append must not reach orig's index
-	c.Insert(mustPrefix("10.0.2.0/24"), 3) // replace
-	c.Delete(mustPrefix("10.0.0.0/24"))
-	c.RemoveValue(2)
-	c.Insert(mustPrefix("0.0.0.0/0"), 4)
-
 	tests := []struct {
-		tab  *Table[int]
 		addr string
-		want int
-		ok   bool
+		want string
 	}{
-		{&orig, "10.0.0.1", 1, true},
-		{&orig, "10.0.2.1", 2, true},
-		{&orig, "10.0.3.1", 0, false},
-		{&orig, "fd00::1", 2, true},
-		{&orig, "192.0.2.1", 0, false},
-		{c, "10.0.0.1", 4, true},
-		{c, "10.0.2.1", 3, true},
-		{c, "10.0.3.1", 1, true},
-		{c, "fd00::1", 0, false},
+		{"10.0.0.1", "b"},
+		{"10.0.0.9", "a"},
+		{"fd00::1", "a"},
 	}
 	for _, tt := range tests {
-		name := "clone"
-		if tt.tab == &orig {
-			name = "original"
-		}
-		if got, ok := tt.tab.Lookup(netip.MustParseAddr(tt.addr)); got != tt.want || ok != tt.ok {
-			t.Errorf("%s Lookup(%s): got %d, %t; want %d, %t", name, tt.addr, got, ok, tt.want, tt.ok)
+		if got, ok := tab.Lookup(netip.MustParseAddr(tt.addr)); !ok || got != tt.want {
+			t.Errorf("Lookup(%s): got %q, %t; want %q, true", tt.addr, got, ok, tt.want)
 		}
 	}
-	if got, want := orig.Prefixes(1), []netip.Prefix{mustPrefix("10.0.0.0/24"), mustPrefix("10.0.1.0/24")}; !slices.Equal(got, want) {
-		t.Errorf("original Prefixes(1): got %v, want %v", got, want)
-	}
-	if got, want := c.Prefixes(1), []netip.Prefix{mustPrefix("10.0.1.0/24"), mustPrefix("10.0.3.0/24")}; !slices.Equal(got, want) {
-		t.Errorf("clone Prefixes(1): got %v, want %v", got, want)
-	}
-	if got, want := orig.Len(), 4; got != want {
-		t.Errorf("original Len: got %d, want %d", got, want)
-	}
-	if got, want := c.Len(), 4; got != want {
-		t.Errorf("clone Len: got %d, want %d", got, want)
-	}
-
-	var zero Table[int]
-	if got := zero.Clone(); got.Len() != 0 {
-		t.Errorf("zero Clone Len: got %d, want 0", got.Len())
+	if got, want := len(tab.v4)+len(tab.v6)+len(tab.v6s), 3; got != want {
+		t.Errorf("levels: got %d, want %d (/24, /32, /64)", got, want)
 	}
 }
 
@@ -385,36 +251,19 @@ func TestTableRandom(t *testing.T) {
 			var ref refTable
 			var inserted []netip.Prefix
 			for step := range 400 {
-				switch op := r.IntN(10); {
-				case op < 7:
-					p := randomPrefix(r, pool4, pool6)
-					v := r.IntN(values)
-					tab.Insert(p, v)
-					ref.insert(p, v)
-					inserted = append(inserted, p)
-				case op < 9:
-					p := randomPrefix(r, pool4, pool6)
-					if len(inserted) > 0 && r.IntN(2) == 0 {
-						p = inserted[r.IntN(len(inserted))]
-					}
-					if got, want := tab.Delete(p), ref.delete(p); got != want {
-						t.Fatalf("step %d: Delete(%v) = %t, want %t", step, p, got, want)
-					}
-				default:
-					v := r.IntN(values)
-					tab.RemoveValue(v)
-					ref.removeValue(v)
+				p := randomPrefix(r, pool4, pool6)
+				if len(inserted) > 0 && r.IntN(4) == 0 {
+					p = inserted[r.IntN(len(inserted))] // replace a value
 				}
+				v := r.IntN(values)
+				tab.Insert(p, v)
+				ref.insert(p, v)
+				inserted = append(inserted, p)
 				if step%50 == 49 {
-					check(t, &tab, &ref, probes(r, inserted, 200), values)
-					// A clone must answer the same, and stay independent.
-					c := tab.Clone()
-					check(t, c, &ref, probes(r, inserted, 50), values)
-					c.RemoveValue(0)
-					c.Insert(mustPrefix("::/0"), 99)
+					check(t, &tab, &ref, probes(r, inserted, 200))
 				}
 			}
-			check(t, &tab, &ref, probes(r, inserted, 1000), values)
+			check(t, &tab, &ref, probes(r, inserted, 1000))
 		})
 	}
 }
@@ -456,23 +305,10 @@ func FuzzTable(f *testing.F) {
 		var ref refTable
 		var seen []netip.Prefix
 		for len(data) > 0 {
-			switch next() % 4 {
-			case 0, 1:
-				p, v := prefix(), int(next()%values)
-				tab.Insert(p, v)
-				ref.insert(p, v)
-				seen = append(seen, p)
-			case 2:
-				p := prefix()
-				if got, want := tab.Delete(p), ref.delete(p); got != want {
-					t.Fatalf("Delete(%v) = %t, want %t", p, got, want)
-				}
-				seen = append(seen, p)
-			case 3:
-				v := int(next() % values)
-				tab.RemoveValue(v)
-				ref.removeValue(v)
-			}
+			p, v := prefix(), int(next()%values)
+			tab.Insert(p, v)
+			ref.insert(p, v)
+			seen = append(seen, p)
 		}
 		var probe []netip.Addr
 		for _, p := range seen {
@@ -480,8 +316,7 @@ func FuzzTable(f *testing.F) {
 			probe = append(probe, a, a.Prev(), a.Next(), p.Masked().Addr(), netip.AddrFrom16(a.As16()))
 		}
 		probe = slices.DeleteFunc(probe, func(a netip.Addr) bool { return !a.IsValid() })
-		check(t, &tab, &ref, probe, values)
-		check(t, tab.Clone(), &ref, probe, values)
+		check(t, &tab, &ref, probe)
 	})
 }
 
@@ -518,95 +353,47 @@ func meshTable(n int) (*Table[*benchPeer], []netip.Addr) {
 
 func TestTableNoAllocs(t *testing.T) {
 	tab, addrs := meshTable(100)
-	raw := make([][]byte, len(addrs))
-	for i, a := range addrs {
-		raw[i] = a.AsSlice()
-	}
-	tests := []struct {
-		name string
-		fn   func()
-	}{
-		{"Lookup", func() {
-			for _, a := range addrs {
-				tab.Lookup(a)
-			}
-		}},
-		{"LookupBytes", func() {
-			for _, b := range raw {
-				tab.LookupBytes(b)
-			}
-		}},
-	}
-	for _, tt := range tests {
-		if got := testing.AllocsPerRun(100, tt.fn); got != 0 {
-			t.Errorf("%s: got %v allocs per run, want 0", tt.name, got)
+	got := testing.AllocsPerRun(100, func() {
+		for _, a := range addrs {
+			tab.Lookup(a)
 		}
+	})
+	if got != 0 {
+		t.Errorf("Lookup: got %v allocs per run, want 0", got)
 	}
 }
 
 func BenchmarkLookup(b *testing.B) {
 	for _, n := range []int{10, 10000} {
 		tab, addrs := meshTable(n)
-		b.Run(fmt.Sprint("peers=", n), func(b *testing.B) {
-			b.ReportAllocs()
-			var hits int
-			for i := 0; b.Loop(); i++ {
-				if _, ok := tab.Lookup(addrs[i%len(addrs)]); ok {
-					hits++
-				}
-			}
-			_ = hits
-		})
-	}
-}
-
-func BenchmarkLookupBytes(b *testing.B) {
-	for _, n := range []int{10, 10000} {
-		tab, addrs := meshTable(n)
-		raw := make([][]byte, len(addrs))
-		for i, a := range addrs {
-			raw[i] = a.AsSlice()
-		}
 		// Per kind, to show what one probe (host route) and several probes
 		// (subnet member, miss) cost.
 		kinds := []struct {
 			name string
-			ip   []byte
+			addr netip.Addr
 		}{
-			{"mixed", nil},
-			{"host4", netip.MustParseAddr("10.0.0.5").AsSlice()},
-			{"subnet4", netip.MustParseAddr("172.16.5.9").AsSlice()},
-			{"miss4", netip.MustParseAddr("192.0.2.1").AsSlice()},
-			{"host6", netip.MustParseAddr("fd00::5").AsSlice()},
-			{"subnet6", netip.MustParseAddr("fd01:0:0:5::9").AsSlice()},
+			{"mixed", netip.Addr{}},
+			{"host4", netip.MustParseAddr("10.0.0.5")},
+			{"subnet4", netip.MustParseAddr("172.16.5.9")},
+			{"miss4", netip.MustParseAddr("192.0.2.1")},
+			{"host6", netip.MustParseAddr("fd00::5")},
+			{"subnet6", netip.MustParseAddr("fd01:0:0:5::9")},
 		}
 		for _, k := range kinds {
 			b.Run(fmt.Sprintf("peers=%d/%s", n, k.name), func(b *testing.B) {
 				b.ReportAllocs()
 				var hits int
 				for i := 0; b.Loop(); i++ {
-					ip := k.ip
-					if ip == nil {
-						ip = raw[i%len(raw)]
+					a := k.addr
+					if !a.IsValid() {
+						a = addrs[i%len(addrs)]
 					}
-					if _, ok := tab.LookupBytes(ip); ok {
+					if _, ok := tab.Lookup(a); ok {
 						hits++
 					}
 				}
 				_ = hits
 			})
 		}
-	}
-}
-
-func BenchmarkClone(b *testing.B) {
-	for _, n := range []int{10, 10000} {
-		tab, _ := meshTable(n)
-		b.Run(fmt.Sprint("peers=", n), func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				tab.Clone()
-			}
-		})
 	}
 }

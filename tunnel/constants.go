@@ -4,20 +4,16 @@ import "time"
 
 // Specification constants, named as in the WireGuard paper (section 6.1).
 const (
-	RekeyAfterTime          = 120 * time.Second
-	RejectAfterTime         = 180 * time.Second
-	RekeyAttemptTime        = 90 * time.Second
-	RekeyTimeout            = 5 * time.Second
-	KeepaliveTimeout        = 10 * time.Second
-	RekeyTimeoutJitterMax   = 333 * time.Millisecond
-	MaxTimerHandshakes      = int(RekeyAttemptTime / RekeyTimeout)
-	HandshakeInitiationRate = time.Second / 50
+	RekeyAfterTime        = 120 * time.Second
+	RejectAfterTime       = 180 * time.Second
+	RekeyAttemptTime      = 90 * time.Second
+	RekeyTimeout          = 5 * time.Second
+	KeepaliveTimeout      = 10 * time.Second
+	RekeyTimeoutJitterMax = 333 * time.Millisecond
 )
 
 // Implementation constants.
 const (
-	// BatchSize is how many packets move through each stage at once.
-	BatchSize = 128
 	// BufferSize holds the largest TUN read or write (a 64 KiB
 	// super-packet), with the header room in front.
 	BufferSize = 65535 + HeaderRoom

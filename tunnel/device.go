@@ -35,40 +35,54 @@ type Options struct {
 }
 
 // Device is one running node: a TUN device, a UDP bind, and its peers.
+//
+// Its fields are grouped by how they are synchronised.
 type Device struct {
-	// Immutable after New.
-	tun      tun.Device
-	vnet     vnetTUN // the TUN file behind its virtio-net header, if any
-	bind     encap.Bind
-	log      *slog.Logger
-	clock    Clock
-	identity *crypto.Identity
-	cookies  *crypto.CookieChecker
-	mtu      int
-	port     uint16
-
-	// Atomic: the peer set is replaced whole, never mutated, so the packet
-	// path reads it without locks. reconfigure serialises replacements.
-	peers       atomic.Pointer[peerSet]
-	reconfigure sync.Mutex
-
-	indexes     *indexTable
-	handshakes  chan *handshakeElem
-	crypto      *cryptoPool
-	limiter     ratelimiter.Ratelimiter
-	limitedLog  *rateLimitedLogger
+	// Immutable after New. The pointed-to values synchronise themselves.
+	tun         tun.Device
+	vnet        vnetTUN // the TUN file behind its virtio-net header, if any
+	bind        encap.Bind
+	log         *slog.Logger
+	clock       Clock
+	identity    *crypto.Identity
+	cookies     *crypto.CookieChecker
+	mtu         int
+	indexes     *indexTable         // guarded by its own lock
+	handshakes  chan *handshakeElem // closed by Close once no reader can send
+	limitedLog  *rateLimitedLogger  // guarded by its own lock
 	scratchPool sync.Pool
 
+	// Set once in Up, before the goroutines that use them start; read
+	// without locks afterwards. Port, Snapshot and Close must not run
+	// concurrently with Up.
+	port    uint16                  // Config.ListenPort until Up, then the bound port
+	crypto  *cryptoPool             // nil until Up
+	limiter ratelimiter.Ratelimiter // initialised by Up; locks internally
+
+	// Atomic. The peer set is replaced whole, never mutated, so the packet
+	// path reads it without locks.
+	peers          atomic.Pointer[peerSet]
 	forceUnderLoad atomic.Bool
 	underLoadUntil atomic.Int64
+	closed         atomic.Bool // set under initiationsMu
 
-	drops                                                   dropCounters
+	drops             dropCounters
+	cookieRepliesSent atomic.Uint64 // handshakes answered with a cookie: load, not drops
+
 	tunReadBatch, tunWriteBatch, udpRecvBatch, udpSendBatch batchHistogram
 
+	// reconfigure serialises replacements of peers (Reconfigure).
+	reconfigure sync.Mutex
+
+	// Shutdown: Close runs once and joins every goroutine.
 	closeOnce   sync.Once
-	closed      atomic.Bool
 	wg          sync.WaitGroup // the packet readers
 	handshakeWG sync.WaitGroup // the handshake goroutine, which outlives them
+	// initiations counts the goroutines of requestHandshake. initiationsMu
+	// orders their Add against Close setting closed, so none starts after
+	// Close waits.
+	initiationsMu sync.Mutex
+	initiations   sync.WaitGroup
 }
 
 // peerSet is an immutable snapshot of the peers and their routes.
@@ -93,7 +107,7 @@ func New(tdev tun.Device, bind encap.Bind, cfg Config, opt Options) (*Device, er
 		opt.Clock = SystemClock{}
 	}
 	if cfg.MTU <= 0 {
-		cfg.MTU = 1420
+		cfg.MTU = encap.DefaultMTU
 	}
 	id := crypto.NewIdentity(cfg.PrivateKey)
 	d := &Device{
@@ -172,7 +186,7 @@ func (d *Device) isClosed() bool { return d.closed.Load() }
 func (d *Device) Close() error {
 	var err error
 	d.closeOnce.Do(func() {
-		d.closed.Store(true)
+		d.stopInitiations()
 		for _, p := range d.peers.Load().list {
 			p.stopTimers()
 		}

@@ -59,9 +59,6 @@ func (d *Device) underLoad(now time.Time) bool {
 	return now.UnixNano() < d.underLoadUntil.Load()
 }
 
-// SetUnderLoad forces cookie replies on (for tests and incident response).
-func (d *Device) SetUnderLoad(on bool) { d.forceUnderLoad.Store(on) }
-
 // sourceBytes is the address a cookie is bound to: ip || port.
 func sourceBytes(ap netip.AddrPort, scratch *[18]byte) []byte {
 	b := ap.Addr().AsSlice()
@@ -112,7 +109,7 @@ func (d *Device) sendCookieReply(msg []byte, ep netip.AddrPort, now time.Time) {
 	out := encap.CookieReply{Receiver: binary.LittleEndian.Uint32(msg[4:8]), CookieReply: reply}
 	var buf [encap.CookieReplySize]byte
 	out.MarshalTo(buf[:])
-	d.drops.add(DropCookieSent, 1)
+	d.cookieRepliesSent.Add(1)
 	d.sendRaw(buf[:], ep)
 }
 
@@ -272,14 +269,33 @@ func (p *Peer) sendInitiation(retry bool) {
 }
 
 // requestHandshake starts a handshake from the packet path without
-// blocking it on Curve25519.
+// blocking it on Curve25519. Close joins the goroutine it starts.
 func (p *Peer) requestHandshake() {
-	if p.initiating.CompareAndSwap(false, true) {
-		go func() {
-			p.sendInitiation(false)
-			p.initiating.Store(false)
-		}()
+	if !p.initiating.CompareAndSwap(false, true) {
+		return
 	}
+	d := p.device
+	d.initiationsMu.Lock()
+	defer d.initiationsMu.Unlock()
+	if d.closed.Load() {
+		p.initiating.Store(false)
+		return
+	}
+	d.initiations.Add(1)
+	go func() {
+		defer d.initiations.Done()
+		p.sendInitiation(false)
+		p.initiating.Store(false)
+	}()
+}
+
+// stopInitiations marks the device closed, so that requestHandshake starts
+// no more goroutines, and waits for those it started.
+func (d *Device) stopInitiations() {
+	d.initiationsMu.Lock()
+	d.closed.Store(true)
+	d.initiationsMu.Unlock()
+	d.initiations.Wait()
 }
 
 func (p *Peer) sendRawToPeer(b []byte) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/overlay-node/overlay-node/crypto"
+	"github.com/overlay-node/overlay-node/encap"
 	"github.com/overlay-node/overlay-node/encap/encaptest"
 	"github.com/overlay-node/overlay-node/tunnel/tunneltest"
 )
@@ -34,8 +35,8 @@ func mustKey(t testing.TB) crypto.PrivateKey {
 func newPair(t testing.TB, clock Clock) (a, b *testNode) {
 	t.Helper()
 	ba, bb := encaptest.NewPair()
-	a = &testNode{tun: tunneltest.NewTUN(1420, BatchSize), bind: ba, key: mustKey(t), addr: netip.MustParseAddr("10.0.0.1")}
-	b = &testNode{tun: tunneltest.NewTUN(1420, BatchSize), bind: bb, key: mustKey(t), addr: netip.MustParseAddr("10.0.0.2")}
+	a = &testNode{tun: tunneltest.NewTUN(1420, encap.BatchSize), bind: ba, key: mustKey(t), addr: netip.MustParseAddr("10.0.0.1")}
+	b = &testNode{tun: tunneltest.NewTUN(1420, encap.BatchSize), bind: bb, key: mustKey(t), addr: netip.MustParseAddr("10.0.0.2")}
 	build := func(self, other *testNode, name string) {
 		cfg := Config{
 			PrivateKey: self.key,
@@ -127,3 +128,6 @@ func establish(t testing.TB, a, b *testNode) {
 	b.tun.Inject(q)
 	expectPacket(t, a, q)
 }
+
+// setUnderLoad forces cookie replies on, as a flood of handshakes would.
+func (d *Device) setUnderLoad(on bool) { d.forceUnderLoad.Store(on) }

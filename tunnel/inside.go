@@ -213,7 +213,7 @@ func (p *Peer) sealAndSend(sess *session, pkts [][]byte, s *sendScratch, now tim
 	for i := 0; i < n; i++ {
 		s.out = append(s.out, t.pkts[i])
 		bytes += uint64(len(t.pkts[i]))
-		data = data || len(t.pkts[i]) > encap.TransportHeaderSize+crypto.TagSize
+		data = data || len(t.pkts[i]) > encap.TransportOverhead
 	}
 	if n > 0 {
 		// Timers first: the reply can arrive, and disarm them, before
@@ -255,8 +255,6 @@ type sealTask struct {
 	mtu      int
 	wg       sync.WaitGroup
 }
-
-const paddingMultiple = 16
 
 func (t *sealTask) doRange(lo, hi int) {
 	for i := lo; i < hi; i++ {

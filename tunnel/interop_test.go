@@ -60,7 +60,7 @@ func startWireGuardGo(t *testing.T) *wgPeer {
 // only peer, and tells w about it.
 func startOurs(t *testing.T, w *wgPeer, clock Clock) (*testNode, *Device) {
 	t.Helper()
-	n := &testNode{tun: tunneltest.NewTUN(1420, BatchSize), key: mustKey(t), addr: netip.MustParseAddr("10.0.0.1")}
+	n := &testNode{tun: tunneltest.NewTUN(1420, encap.BatchSize), key: mustKey(t), addr: netip.MustParseAddr("10.0.0.1")}
 	cfg := Config{PrivateKey: n.key, MTU: 1420, Peers: []PeerConfig{{
 		Name:       "wggo",
 		PublicKey:  w.key.PublicKey(),
@@ -131,7 +131,7 @@ func TestInteropCookieUnderLoad(t *testing.T) {
 	}
 	w := startWireGuardGo(t)
 	n, dev := startOurs(t, w, nil)
-	dev.SetUnderLoad(true)
+	dev.setUnderLoad(true)
 	q := ipv4Packet(w.addr, n.addr, []byte("through the cookie"))
 	w.tun.Outbound <- q
 	select {
@@ -142,7 +142,7 @@ func TestInteropCookieUnderLoad(t *testing.T) {
 	case <-time.After(2 * RekeyTimeout):
 		t.Fatalf("no packet after the cookie round trip; drops %v", dev.Snapshot().Drops)
 	}
-	if got := dev.Snapshot().Drops[DropCookieSent]; got < 1 {
+	if got := dev.Snapshot().CookieRepliesSent; got < 1 {
 		t.Errorf("got %d cookie replies, want at least 1", got)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/overlay-node/overlay-node/encap"
 	"github.com/overlay-node/overlay-node/encap/encaptest"
 	"github.com/overlay-node/overlay-node/tunnel/tunneltest"
 )
@@ -41,7 +42,7 @@ func TestIdlePeerHeap(t *testing.T) {
 		}
 	}
 	bind, _ := encaptest.NewPair()
-	d, err := New(tunneltest.NewTUN(1420, BatchSize), bind, Config{PrivateKey: mustKey(t), Peers: peers}, Options{})
+	d, err := New(tunneltest.NewTUN(1420, encap.BatchSize), bind, Config{PrivateKey: mustKey(t), Peers: peers}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,8 @@ package tunnel
 import (
 	"runtime"
 	"sync"
+
+	"github.com/overlay-node/overlay-node/encap"
 )
 
 // rangeTask is work over a batch that can be split into index ranges and
@@ -35,7 +37,7 @@ func newCryptoPool() *cryptoPool { return newCryptoPoolOf(runtime.GOMAXPROCS(0) 
 
 func newCryptoPoolOf(workers int) *cryptoPool {
 	p := &cryptoPool{workers: workers}
-	p.jobs = make(chan cryptoJob, 4*BatchSize)
+	p.jobs = make(chan cryptoJob, 4*encap.BatchSize)
 	for i := 0; i < p.workers; i++ {
 		go p.work()
 	}

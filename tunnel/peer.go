@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/overlay-node/overlay-node/crypto"
+	"github.com/overlay-node/overlay-node/encap"
 )
 
 // PeerConfig describes one remote node.
@@ -203,7 +204,7 @@ func (p *Peer) stage(pkts [][]byte) {
 			copy(p.staged, p.staged[1:])
 			p.staged = p.staged[:len(p.staged)-1]
 		}
-		buf := make([]byte, len(pkt), len(pkt)+crypto.TagSize+paddingMultiple)
+		buf := make([]byte, len(pkt), len(pkt)+crypto.TagSize+encap.PaddingMultiple)
 		copy(buf, pkt)
 		p.staged = append(p.staged, buf)
 	}

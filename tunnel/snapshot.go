@@ -34,6 +34,10 @@ type Stats struct {
 	Peers      []PeerStats
 	// Drops counts every drop, including those with no known peer.
 	Drops DropCounts
+	// CookieRepliesSent counts handshakes answered with a cookie reply
+	// instead of a response because the node was under load. They are
+	// not drops: the sender retries with the cookie.
+	CookieRepliesSent uint64
 	// Batch-size histograms of the four I/O stages.
 	TUNRead, TUNWrite, UDPRecv, UDPSend BatchStats
 }
@@ -47,10 +51,12 @@ func (d *Device) Snapshot() Stats {
 		MTU:        d.mtu,
 		Peers:      make([]PeerStats, 0, len(set.list)),
 		Drops:      d.drops.snapshot(),
-		TUNRead:    d.tunReadBatch.snapshot(),
-		TUNWrite:   d.tunWriteBatch.snapshot(),
-		UDPRecv:    d.udpRecvBatch.snapshot(),
-		UDPSend:    d.udpSendBatch.snapshot(),
+
+		CookieRepliesSent: d.cookieRepliesSent.Load(),
+		TUNRead:           d.tunReadBatch.snapshot(),
+		TUNWrite:          d.tunWriteBatch.snapshot(),
+		UDPRecv:           d.udpRecvBatch.snapshot(),
+		UDPSend:           d.udpSendBatch.snapshot(),
 	}
 	for _, p := range set.list {
 		cfg := p.settings.Load()

@@ -18,7 +18,6 @@ const (
 	DropSourceNotAllowed                   // inner source does not route back to the sender
 	DropMalformed                          // bad outer or inner framing
 	DropBadMAC1                            // handshake message with a bad MAC1
-	DropCookieSent                         // handshake answered with a cookie reply under load
 	DropRateLimited                        // handshake over the per-source rate while under load
 	DropHandshakeInvalid                   // handshake failed to decrypt, unknown key or stale timestamp
 	DropQueueFull                          // a bounded queue was full
@@ -38,7 +37,6 @@ var dropReasonNames = [numDropReasons]string{
 	DropSourceNotAllowed: "source_not_allowed",
 	DropMalformed:        "malformed",
 	DropBadMAC1:          "bad_mac1",
-	DropCookieSent:       "cookie_sent",
 	DropRateLimited:      "rate_limited",
 	DropHandshakeInvalid: "handshake_invalid",
 	DropQueueFull:        "queue_full",
@@ -78,7 +76,7 @@ func (c *dropCounters) snapshot() (out [numDropReasons]uint64) {
 	return out
 }
 
-// Histogram buckets for batch sizes: powers of two up to BatchSize.
+// Histogram buckets for batch sizes: powers of two up to encap.BatchSize.
 var batchBuckets = [...]int{1, 2, 4, 8, 16, 32, 64, 128}
 
 // batchHistogram counts batch sizes without locks.

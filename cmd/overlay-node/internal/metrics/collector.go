@@ -92,6 +92,8 @@ var (
 
 	dropsDesc = desc("drops_total",
 		"Packets the node dropped, by reason, including those that could not be tied to a peer.", "reason")
+	cookieRepliesDesc = desc("cookie_replies_sent_total",
+		"Handshakes answered with a cookie reply instead of a response, because the node was under load.")
 	batchDesc = desc("batch_size_packets",
 		"Packets per batch at each I/O stage: one observation per TUN read or write, or per UDP receive or send call.",
 		"stage")
@@ -101,7 +103,7 @@ var (
 		peerInfoDesc, peerEndpointDesc, peerRxBytesDesc, peerTxBytesDesc,
 		peerRxPacketsDesc, peerTxPacketsDesc, peerHandshakeDesc,
 		peerHandshakesDesc, peerHandshakeFailsDesc, peerDropsDesc,
-		dropsDesc, batchDesc,
+		dropsDesc, cookieRepliesDesc, batchDesc,
 	}
 )
 
@@ -193,6 +195,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range tunnel.DropReasons() {
 		ch <- prometheus.MustNewConstMetric(dropsDesc, prometheus.CounterValue, float64(st.Drops[r]), r.String())
 	}
+	ch <- prometheus.MustNewConstMetric(cookieRepliesDesc, prometheus.CounterValue, float64(st.CookieRepliesSent))
 
 	ch <- batchHistogram(st.TUNRead, StageTUNRead)
 	ch <- batchHistogram(st.TUNWrite, StageTUNWrite)

@@ -71,7 +71,8 @@ func testStats() tunnel.Stats {
 				PublicKey: testKey(3),
 			},
 		},
-		Drops: drops,
+		Drops:             drops,
+		CookieRepliesSent: 12,
 		// Bucket bounds are 1, 2, 4, ..., 128, then overflow.
 		TUNRead:  batch(1+2*3+100*2, 1, 3, 0, 0, 0, 0, 0, 2),
 		TUNWrite: batch(0),
@@ -153,6 +154,18 @@ func TestCollectorDropsEveryReason(t *testing.T) {
 		b.WriteString(strconv.FormatUint(st.Drops[r], 10) + "\n")
 	}
 	if err := testutil.CollectAndCompare(c, strings.NewReader(b.String()), "overlay_drops_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+// Cookie replies are load, not drops: they have their own counter.
+func TestCollectorCookieReplies(t *testing.T) {
+	want := `
+# HELP overlay_cookie_replies_sent_total Handshakes answered with a cookie reply instead of a response, because the node was under load.
+# TYPE overlay_cookie_replies_sent_total counter
+overlay_cookie_replies_sent_total 12
+`
+	if err := testutil.CollectAndCompare(newTestCollector(), strings.NewReader(want), "overlay_cookie_replies_sent_total"); err != nil {
 		t.Error(err)
 	}
 }

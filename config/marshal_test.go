@@ -7,7 +7,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 )
 
-// The shape of the mesh file, for encoding.
+// The shape of the mesh file, for encoding it in tests.
 type (
 	fileMesh struct {
 		Mesh   fileMeshTable `toml:"mesh"`
@@ -46,10 +46,9 @@ type (
 	}
 )
 
-// Marshal encodes m as a mesh file. Parse decodes the result back to the same
-// mesh (apart from Path, Hash and line numbers). Comments and the layout of
-// the original file are not kept.
-func (m *Mesh) Marshal() ([]byte, error) {
+// marshal encodes m as a mesh file, for round-trip tests: Parse decodes the
+// result back to the same mesh (apart from Path, Hash and line numbers).
+func marshal(m *Mesh) ([]byte, error) {
 	f := fileMesh{Mesh: fileMeshTable{Name: m.Name, Port: m.Port, MTU: m.MTU, Deny: m.Deny, ConntrackMax: m.ConntrackMax}}
 	for _, n := range m.Nodes {
 		fn := fileNode{
