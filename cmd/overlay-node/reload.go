@@ -7,7 +7,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/control"
+	"github.com/overlay-node/overlay-node/cmd/internal/control"
 	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/metrics"
 	"github.com/overlay-node/overlay-node/config"
 	"github.com/overlay-node/overlay-node/routing"

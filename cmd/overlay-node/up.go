@@ -17,7 +17,7 @@ import (
 
 	"golang.zx2c4.com/wireguard/tun"
 
-	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/control"
+	"github.com/overlay-node/overlay-node/cmd/internal/control"
 	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/metrics"
 	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/uapi"
 	"github.com/overlay-node/overlay-node/config"

@@ -11,6 +11,11 @@
 //
 //	GET /v1/status   the Status object, the same as `overlay-node status --json`
 //
+// It sits under cmd/internal, not under cmd/overlay-node, because it is
+// the protocol of both ends: the daemon serves it, and every command that
+// asks a running node something imports its client, overlay-node status
+// and the CNI plugin alike.
+//
 // The Status JSON is a stable contract, documented in docs/metrics.md:
 // fields are added, never renamed or removed, without raising
 // SchemaVersion.

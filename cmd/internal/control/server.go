@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/httpserve"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -14,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/overlay-node/overlay-node/cmd/internal/httpserve"
 	"github.com/overlay-node/overlay-node/tunnel"
 )
 
