@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/overlay-node/overlay-node/cmd/internal/control"
-	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/metrics"
 	"github.com/overlay-node/overlay-node/config"
 	"github.com/overlay-node/overlay-node/routing"
 )
@@ -63,23 +62,18 @@ func (n *node) tryReload() error {
 	n.info = nodeInfo(mesh, self, n.iface, time.Now())
 	n.ctl.SetNode(n.info)
 	if n.col != nil {
-		n.col.SetNode(n.metricsNode())
+		n.col.SetNode(n.info)
 	}
 	n.log.Info("mesh file reloaded", "mesh", mesh.Name, "hash", mesh.Hash, "peers", len(cfg.Peers),
 		"routes_added", len(add), "routes_removed", len(del))
 	return nil
 }
 
-// nodeInfo is what status says about this node and the mesh file in use;
-// metrics says the same but the version, which it reports as its build.
+// nodeInfo is what status and metrics say about this node and the mesh
+// file in use.
 func nodeInfo(mesh *config.Mesh, self *config.Node, iface string, loaded time.Time) control.Node {
 	return control.Node{Version: version, Mesh: mesh.Name, Name: self.Name, Interface: iface,
 		ConfigHash: mesh.Hash, LoadedAt: loaded}
-}
-
-func (n *node) metricsNode() metrics.Node {
-	i := n.info
-	return metrics.Node{Mesh: i.Mesh, Name: i.Name, Interface: i.Interface, ConfigHash: i.ConfigHash, LoadedAt: i.LoadedAt}
 }
 
 // fixedSettings are what a running node cannot change: the interface's

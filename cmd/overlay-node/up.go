@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"runtime"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -199,7 +198,7 @@ func startNode(f upFlags, log *slog.Logger, stderr io.Writer) (_ *node, err erro
 			return nil, err
 		}
 		n.undo = append(n.undo, metricsSrv.Close)
-		n.col = metrics.NewCollector(n.dev, metrics.Build{Version: version, GoVersion: runtime.Version()}, n.metricsNode())
+		n.col = metrics.NewCollector(n.dev, n.info)
 		metricsSrv.Serve(metrics.NewRegistry(n.col), log)
 	}
 	log.Info("node up", "mesh", mesh.Name, "node", self.Name, "interface", f.iface,
@@ -210,7 +209,7 @@ func startNode(f upFlags, log *slog.Logger, stderr io.Writer) (_ *node, err erro
 // socketHint adds what to do to a failure to claim a socket other than
 // another daemon holding it: the sockets live under /var/run.
 func socketHint(err error) error {
-	if errors.Is(err, uapi.ErrInUse) || errors.Is(err, control.ErrInUse) {
+	if errors.Is(err, control.ErrInUse) {
 		return err
 	}
 	return fmt.Errorf("%w (hint: run as root)", err)

@@ -27,7 +27,8 @@ const StatusPath = "/v1/status"
 // SocketPath returns the control socket of the interface iface.
 func SocketPath(iface string) string { return filepath.Join(Dir, iface+".sock") }
 
-// ErrInUse means another live process serves the socket.
+// ErrInUse means another live process serves a socket the daemon claims:
+// its control socket, or its WireGuard UAPI socket.
 var ErrInUse = errors.New("in use")
 
 // Server limits: a request is one small GET from the local machine.

@@ -75,8 +75,8 @@ type Peer struct {
 	Drops map[string]uint64 `json:"drops"`
 }
 
-// Node identifies the node and the mesh file it runs. It changes when the
-// mesh file is reloaded.
+// Node identifies the node and the mesh file it runs, for status and
+// metrics alike. It changes when the mesh file is reloaded.
 type Node struct {
 	Version    string    // overlay-node version
 	Mesh       string    // [mesh] name
