@@ -9,7 +9,6 @@ import (
 
 	"github.com/overlay-node/overlay-node/cmd/internal/control"
 	"github.com/overlay-node/overlay-node/config"
-	"github.com/overlay-node/overlay-node/routing"
 )
 
 // reload re-reads the mesh file on SIGHUP and applies it all or nothing:
@@ -29,43 +28,18 @@ func (n *node) reload() {
 }
 
 func (n *node) tryReload() error {
-	mesh, err := config.Load(n.meshPath)
+	next, err := loadState(n.meshPath, n.key, n.iface)
 	if err != nil {
 		return err
 	}
-	self, err := mesh.Self(n.key.PublicKey())
-	if err != nil {
+	if what := n.fixed.changed(next.fixed); what != "" {
+		return fmt.Errorf("%s of node %q changes only on restart", what, next.info.Name)
+	}
+	if err := n.services.reload(n, next); err != nil {
 		return err
 	}
-	if what := n.fixed.changed(fixedOf(mesh, self)); what != "" {
-		return fmt.Errorf("%s of node %q changes only on restart", what, self.Name)
-	}
-	cfg, err := engineConfig(mesh, self, n.key)
-	if err != nil {
-		return err
-	}
-	routes := kernelRoutes(mesh, self)
-	add, del := prefixDiff(routes, n.routes), prefixDiff(n.routes, routes)
-	if err := routing.ChangeRoutes(n.iface, add, nil); err != nil {
-		return err
-	}
-	if err := n.dev.Reconfigure(cfg.Peers); err != nil {
-		if rerr := routing.ChangeRoutes(n.iface, nil, add); rerr != nil {
-			err = fmt.Errorf("%w (roll back routes: %w)", err, rerr)
-		}
-		return err
-	}
-	if err := routing.ChangeRoutes(n.iface, nil, del); err != nil {
-		n.log.Warn("reload: could not remove old routes", "err", err)
-	}
-	n.routes = routes
-	n.info = nodeInfo(mesh, self, n.iface, time.Now())
-	n.ctl.SetNode(n.info)
-	if n.col != nil {
-		n.col.SetNode(n.info)
-	}
-	n.log.Info("mesh file reloaded", "mesh", mesh.Name, "hash", mesh.Hash, "peers", len(cfg.Peers),
-		"routes_added", len(add), "routes_removed", len(del))
+	n.fixed = next.fixed
+	n.log.Info("mesh file reloaded", "mesh", next.info.Mesh, "hash", next.info.ConfigHash, "peers", next.peers)
 	return nil
 }
 
