@@ -47,13 +47,19 @@ func loadMesh(path string, stderr io.Writer) (*config.Mesh, error) {
 			fmt.Fprintln(stderr, w)
 		}
 	}
+	return mesh, reportMeshErrors(path, err, stderr)
+}
+
+// reportMeshErrors prints every problem of an invalid mesh file, one a
+// line, and returns errReported; any other error it returns as it is.
+func reportMeshErrors(path string, err error, stderr io.Writer) error {
 	var list config.ErrorList
 	if errors.As(err, &list) {
 		for _, e := range list {
 			fmt.Fprintln(stderr, e)
 		}
 		fmt.Fprintf(stderr, "%s: %d problem(s)\n", path, len(list))
-		return nil, errReported
+		return errReported
 	}
-	return mesh, err
+	return err
 }

@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/control"
+	"github.com/overlay-node/overlay-node/cmd/internal/control"
 	"github.com/overlay-node/overlay-node/internal/nstest"
 )
 

@@ -7,10 +7,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/control"
-	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/metrics"
+	"github.com/overlay-node/overlay-node/cmd/internal/control"
 	"github.com/overlay-node/overlay-node/config"
-	"github.com/overlay-node/overlay-node/routing"
 )
 
 // reload re-reads the mesh file on SIGHUP and applies it all or nothing:
@@ -30,56 +28,26 @@ func (n *node) reload() {
 }
 
 func (n *node) tryReload() error {
-	mesh, err := config.Load(n.meshPath)
+	next, err := loadState(n.meshPath, n.key, n.iface)
 	if err != nil {
 		return err
 	}
-	self, err := mesh.Self(n.key.PublicKey())
-	if err != nil {
+	if what := n.fixed.changed(next.fixed); what != "" {
+		return fmt.Errorf("%s of node %q changes only on restart", what, next.info.Name)
+	}
+	if err := n.services.reload(n, next); err != nil {
 		return err
 	}
-	if what := n.fixed.changed(fixedOf(mesh, self)); what != "" {
-		return fmt.Errorf("%s of node %q changes only on restart", what, self.Name)
-	}
-	cfg, err := engineConfig(mesh, self, n.key)
-	if err != nil {
-		return err
-	}
-	routes := kernelRoutes(mesh, self)
-	add, del := prefixDiff(routes, n.routes), prefixDiff(n.routes, routes)
-	if err := routing.ChangeRoutes(n.iface, add, nil); err != nil {
-		return err
-	}
-	if err := n.dev.Reconfigure(cfg.Peers); err != nil {
-		if rerr := routing.ChangeRoutes(n.iface, nil, add); rerr != nil {
-			err = fmt.Errorf("%w (roll back routes: %w)", err, rerr)
-		}
-		return err
-	}
-	if err := routing.ChangeRoutes(n.iface, nil, del); err != nil {
-		n.log.Warn("reload: could not remove old routes", "err", err)
-	}
-	n.routes = routes
-	n.info = nodeInfo(mesh, self, n.iface, time.Now())
-	n.ctl.SetNode(n.info)
-	if n.col != nil {
-		n.col.SetNode(n.metricsNode())
-	}
-	n.log.Info("mesh file reloaded", "mesh", mesh.Name, "hash", mesh.Hash, "peers", len(cfg.Peers),
-		"routes_added", len(add), "routes_removed", len(del))
+	n.fixed = next.fixed
+	n.log.Info("mesh file reloaded", "mesh", next.info.Mesh, "hash", next.info.ConfigHash, "peers", next.peers)
 	return nil
 }
 
-// nodeInfo is what status says about this node and the mesh file in use;
-// metrics says the same but the version, which it reports as its build.
+// nodeInfo is what status and metrics say about this node and the mesh
+// file in use.
 func nodeInfo(mesh *config.Mesh, self *config.Node, iface string, loaded time.Time) control.Node {
 	return control.Node{Version: version, Mesh: mesh.Name, Name: self.Name, Interface: iface,
 		ConfigHash: mesh.Hash, LoadedAt: loaded}
-}
-
-func (n *node) metricsNode() metrics.Node {
-	i := n.info
-	return metrics.Node{Mesh: i.Mesh, Name: i.Name, Interface: i.Interface, ConfigHash: i.ConfigHash, LoadedAt: i.LoadedAt}
 }
 
 // fixedSettings are what a running node cannot change: the interface's

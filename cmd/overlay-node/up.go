@@ -10,20 +10,13 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"runtime"
 	"runtime/debug"
 	"syscall"
 	"time"
 
-	"golang.zx2c4.com/wireguard/tun"
-
-	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/control"
-	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/metrics"
-	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/uapi"
+	"github.com/overlay-node/overlay-node/cmd/internal/control"
 	"github.com/overlay-node/overlay-node/config"
 	"github.com/overlay-node/overlay-node/crypto"
-	"github.com/overlay-node/overlay-node/encap"
-	"github.com/overlay-node/overlay-node/routing"
 	"github.com/overlay-node/overlay-node/tunnel"
 )
 
@@ -76,9 +69,9 @@ func cmdUp(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// Start-up garbage (the parsed mesh file, the engine config) can be a
-	// large part of a big mesh's footprint: now that nothing refers to it,
-	// hand it back before settling down.
+	// Start-up garbage (the parsed mesh file) can be a large part of a
+	// big mesh's footprint: now that nothing refers to it, hand it back
+	// before settling down.
 	debug.FreeOSMemory()
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
@@ -106,33 +99,41 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("bad --log-format %q: want text or json", format)
 }
 
-// node is a running daemon and what must be undone to stop it.
+// node is a running daemon: its services and what every one of them needs.
 type node struct {
-	log      *slog.Logger
-	dev      *tunnel.Device
-	undo     []func() error // run in reverse order
-	meshPath string
-	key      crypto.PrivateKey
-	iface    string
+	// Immutable.
+	log         *slog.Logger
+	meshPath    string
+	key         crypto.PrivateKey
+	iface       string
+	metricsAddr string // "" without --metrics
 
-	// What is running, replaced by a successful reload. Only this is kept
-	// of the mesh file, not the parsed file itself: on a large mesh that
-	// would be most of an idle node's memory.
-	fixed  fixedSettings
-	info   control.Node   // what status and metrics say about this node
-	routes []netip.Prefix // routed through the interface
-	ctl    *control.Server
-	col    *metrics.Collector // nil without --metrics
+	// Set by the engine service's open.
+	dev *tunnel.Device
+
+	// Replaced by a successful reload: what a reload may not change.
+	fixed fixedSettings
+
+	services services
 }
 
-// startNode brings the node up. On any error it undoes whatever it did,
-// so a failed start leaves no interface, route or socket behind.
-func startNode(f upFlags, log *slog.Logger, stderr io.Writer) (_ *node, err error) {
-	key, err := readKeyFile(f.key)
-	if err != nil {
-		return nil, err
-	}
-	mesh, err := loadMesh(f.mesh, stderr)
+// meshState is what the mesh file means for this node: what its services
+// start or reload with. The services keep what they need of it, not the
+// parsed file itself: on a large mesh that would be most of an idle node's
+// memory.
+type meshState struct {
+	fixed  fixedSettings
+	info   control.Node   // what status and metrics say about this node
+	engine tunnel.Config  // this node's key and port, its peers
+	routes []netip.Prefix // routed through the interface
+	peers  int            // how many
+}
+
+// loadState reads the mesh file and works out what it means for the node
+// with key on iface. It checks everything a bad mesh file can break, so
+// that a start or reload fails here, before any service is touched.
+func loadState(path string, key crypto.PrivateKey, iface string) (*meshState, error) {
+	mesh, err := config.Load(path)
 	if err != nil {
 		return nil, err
 	}
@@ -141,90 +142,52 @@ func startNode(f upFlags, log *slog.Logger, stderr io.Writer) (_ *node, err erro
 	if err != nil {
 		return nil, err
 	}
-
-	n := &node{log: log, meshPath: f.mesh, key: key, iface: f.iface, fixed: fixedOf(mesh, self),
-		info: nodeInfo(mesh, self, f.iface, loaded), routes: kernelRoutes(mesh, self)}
-	defer func() {
-		if err != nil {
-			n.stop()
-		}
-	}()
-	// The sockets are claimed before anything else: the UAPI socket path is
-	// global across network namespaces, so it is what tells a second daemon
-	// on this interface name to fail at once.
-	uapiSrv, err := uapi.Listen(f.iface)
-	if err != nil {
-		return nil, socketHint(err)
-	}
-	n.undo = append(n.undo, uapiSrv.Close)
-	ctlSrv, err := control.Listen(control.SocketPath(f.iface))
-	if err != nil {
-		return nil, socketHint(err)
-	}
-	n.ctl = ctlSrv
-	n.undo = append(n.undo, ctlSrv.Close)
-	if _, err := net.InterfaceByName(f.iface); err == nil {
-		return nil, fmt.Errorf("interface %s is in use: it already exists (hint: stop the overlay-node running on it, or pass --interface NAME)", f.iface)
-	}
 	cfg, err := engineConfig(mesh, self, key)
 	if err != nil {
 		return nil, err
 	}
+	return &meshState{
+		fixed:  fixedOf(mesh, self),
+		info:   nodeInfo(mesh, self, iface, loaded),
+		engine: cfg,
+		routes: kernelRoutes(mesh, self),
+		peers:  len(cfg.Peers),
+	}, nil
+}
 
-	tdev, err := tun.CreateTUN(f.iface, mesh.MTU)
-	if err != nil {
-		return nil, fmt.Errorf("create TUN %s: %w (hint: run as root)", f.iface, err)
-	}
-	n.dev, err = tunnel.New(tdev, encap.NewBind(), cfg, tunnel.Options{Logger: log})
-	if err != nil {
-		tdev.Close()
-		return nil, err
-	}
-	n.undo = append(n.undo, n.dev.Close)
-	undoRoutes, err := routing.ConfigureInterface(f.iface, mesh.MTU, self.Addresses, n.routes)
+// startNode brings the node up, one service after the other. On any error
+// it closes what it started, so a failed start leaves no interface, route
+// or socket behind.
+func startNode(f upFlags, log *slog.Logger, stderr io.Writer) (*node, error) {
+	key, err := readKeyFile(f.key)
 	if err != nil {
 		return nil, err
 	}
-	n.undo = append(n.undo, undoRoutes)
-	if err := n.dev.Up(); err != nil {
+	st, err := loadState(f.mesh, key, f.iface)
+	if err != nil {
+		return nil, reportMeshErrors(f.mesh, err, stderr)
+	}
+	n := &node{log: log, meshPath: f.mesh, key: key, iface: f.iface, metricsAddr: f.metrics,
+		fixed: st.fixed, services: services{list: nodeServices()}}
+	if err := n.services.start(n, st); err != nil {
 		return nil, err
 	}
-	uapiSrv.Serve(n.dev, log)
-	ctlSrv.Serve(n.dev, n.info, log)
-	if f.metrics != "" {
-		// Bound once the interface has its addresses: ADDR may be this
-		// node's overlay address, for a Prometheus that scrapes over the mesh.
-		metricsSrv, err := metrics.Listen(f.metrics)
-		if err != nil {
-			return nil, err
-		}
-		n.undo = append(n.undo, metricsSrv.Close)
-		n.col = metrics.NewCollector(n.dev, metrics.Build{Version: version, GoVersion: runtime.Version()}, n.metricsNode())
-		metricsSrv.Serve(metrics.NewRegistry(n.col), log)
-	}
-	log.Info("node up", "mesh", mesh.Name, "node", self.Name, "interface", f.iface,
-		"port", n.dev.Port(), "peers", len(cfg.Peers), "public_key", key.PublicKey().String())
+	log.Info("node up", "mesh", st.info.Mesh, "node", st.info.Name, "interface", f.iface,
+		"port", n.dev.Port(), "peers", st.peers, "public_key", key.PublicKey().String())
 	return n, nil
 }
 
 // socketHint adds what to do to a failure to claim a socket other than
 // another daemon holding it: the sockets live under /var/run.
 func socketHint(err error) error {
-	if errors.Is(err, uapi.ErrInUse) || errors.Is(err, control.ErrInUse) {
+	if err == nil || errors.Is(err, control.ErrInUse) {
 		return err
 	}
 	return fmt.Errorf("%w (hint: run as root)", err)
 }
 
-// stop undoes startNode in reverse order.
-func (n *node) stop() error {
-	var errs []error
-	for i := len(n.undo) - 1; i >= 0; i-- {
-		errs = append(errs, n.undo[i]())
-	}
-	n.undo = nil
-	return errors.Join(errs...)
-}
+// stop closes the services in reverse order of start.
+func (n *node) stop() error { return n.services.close() }
 
 // engineConfig translates the mesh file into engine settings: every node
 // but self is a peer, allowed its addresses and subnets.

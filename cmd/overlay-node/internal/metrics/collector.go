@@ -13,34 +13,20 @@
 package metrics
 
 import (
+	"runtime"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/overlay-node/overlay-node/cmd/internal/control"
 	"github.com/overlay-node/overlay-node/tunnel"
 )
 
 // Source is what the collector reads: *tunnel.Device satisfies it.
 type Source interface {
 	Snapshot() tunnel.Stats
-}
-
-// Build identifies the running binary.
-type Build struct {
-	Version   string // the overlay-node version, "dev" for an unstamped build
-	GoVersion string // runtime.Version() of the binary
-}
-
-// Node identifies the node and the mesh file it was started from. It
-// changes when the mesh file is reloaded.
-type Node struct {
-	Mesh       string    // [mesh] name
-	Name       string    // this node's name in the mesh file
-	Interface  string    // the TUN interface
-	ConfigHash string    // config.Mesh.Hash of the file in use
-	LoadedAt   time.Time // when that file was read
 }
 
 // Batch stages, the values of the stage label of overlay_batch_size_packets.
@@ -111,16 +97,16 @@ var (
 // concurrent scrapes.
 type Collector struct {
 	// Immutable.
-	src   Source
-	build Build
+	src Source
 
 	// Atomic: replaced whole when the mesh file is reloaded.
-	node atomic.Pointer[Node]
+	node atomic.Pointer[control.Node]
 }
 
-// NewCollector returns a collector that reads src at every scrape.
-func NewCollector(src Source, build Build, node Node) *Collector {
-	c := &Collector{src: src, build: build}
+// NewCollector returns a collector that reads src at every scrape. The
+// node's Version and the Go runtime's are its build.
+func NewCollector(src Source, node control.Node) *Collector {
+	c := &Collector{src: src}
 	c.SetNode(node)
 	return c
 }
@@ -140,7 +126,7 @@ func NewRegistry(c *Collector) *prometheus.Registry {
 }
 
 // SetNode replaces the node's identity, as after a reload.
-func (c *Collector) SetNode(n Node) { c.node.Store(&n) }
+func (c *Collector) SetNode(n control.Node) { c.node.Store(&n) }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
@@ -155,7 +141,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	st := c.src.Snapshot()
 	node := c.node.Load()
 
-	ch <- prometheus.MustNewConstMetric(buildInfoDesc, prometheus.GaugeValue, 1, c.build.Version, c.build.GoVersion)
+	ch <- prometheus.MustNewConstMetric(buildInfoDesc, prometheus.GaugeValue, 1, node.Version, runtime.Version())
 	ch <- prometheus.MustNewConstMetric(nodeInfoDesc, prometheus.GaugeValue, 1,
 		node.Mesh, node.Name, node.Interface, st.PublicKey.String(), node.ConfigHash)
 	if !node.LoadedAt.IsZero() {

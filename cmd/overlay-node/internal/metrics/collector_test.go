@@ -16,22 +16,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/overlay-node/overlay-node/crypto"
+	"github.com/overlay-node/overlay-node/cmd/internal/control"
+	"github.com/overlay-node/overlay-node/cmd/internal/statstest"
 	"github.com/overlay-node/overlay-node/tunnel"
 )
-
-// fakeSource returns a fixed snapshot.
-type fakeSource struct{ st tunnel.Stats }
-
-func (f *fakeSource) Snapshot() tunnel.Stats { return f.st }
-
-func testKey(b byte) crypto.PublicKey {
-	var k crypto.PublicKey
-	for i := range k {
-		k[i] = b
-	}
-	return k
-}
 
 // batch builds BatchStats from per-bucket counts (not cumulative), the
 // last one being the overflow bucket.
@@ -48,13 +36,13 @@ func testStats() tunnel.Stats {
 	drops[tunnel.DropNoRoute] = 7
 	bDrops[tunnel.DropDecrypt] = 3
 	return tunnel.Stats{
-		PublicKey:  testKey(1),
+		PublicKey:  statstest.Key(1),
 		ListenPort: 51820,
 		MTU:        1420,
 		Peers: []tunnel.PeerStats{
 			{
 				Name:                "b",
-				PublicKey:           testKey(2),
+				PublicKey:           statstest.Key(2),
 				Endpoint:            netip.MustParseAddrPort("192.168.100.2:51820"),
 				AllowedIPs:          []netip.Prefix{netip.MustParsePrefix("10.100.0.2/32")},
 				RxBytes:             4096,
@@ -68,7 +56,7 @@ func testStats() tunnel.Stats {
 			},
 			{
 				Name:      "c",
-				PublicKey: testKey(3),
+				PublicKey: statstest.Key(3),
 			},
 		},
 		Drops:             drops,
@@ -82,8 +70,8 @@ func testStats() tunnel.Stats {
 }
 
 func newTestCollector() *Collector {
-	return NewCollector(&fakeSource{testStats()}, Build{Version: "1.2.3", GoVersion: "go1.99"},
-		Node{Mesh: "demo", Name: "a", Interface: "ovl0", ConfigHash: "abc123", LoadedAt: time.Unix(1600000000, 0)})
+	return NewCollector(statstest.Source{Stats: testStats()},
+		control.Node{Version: "1.2.3", Mesh: "demo", Name: "a", Interface: "ovl0", ConfigHash: "abc123", LoadedAt: time.Unix(1600000000, 0)})
 }
 
 func TestCollectorPeers(t *testing.T) {
@@ -121,8 +109,8 @@ overlay_peer_handshakes_failed_total{peer="c"} 0
 overlay_peer_endpoint_info{endpoint="192.168.100.2:51820",peer="b"} 1
 # HELP overlay_peer_info One series per peer, naming its public key; the value is always 1.
 # TYPE overlay_peer_info gauge
-overlay_peer_info{peer="b",public_key="` + testKey(2).String() + `"} 1
-overlay_peer_info{peer="c",public_key="` + testKey(3).String() + `"} 1
+overlay_peer_info{peer="b",public_key="` + statstest.Key(2).String() + `"} 1
+overlay_peer_info{peer="c",public_key="` + statstest.Key(3).String() + `"} 1
 # HELP overlay_peer_drops_total Packets to or from the peer that were dropped, by reason. A reason appears once it is first counted.
 # TYPE overlay_peer_drops_total counter
 overlay_peer_drops_total{peer="b",reason="decrypt_failed"} 3
@@ -230,10 +218,10 @@ func TestCollectorNodeAndBuild(t *testing.T) {
 	want := `
 # HELP overlay_build_info Build of the running overlay-node; the value is always 1.
 # TYPE overlay_build_info gauge
-overlay_build_info{goversion="go1.99",version="1.2.3"} 1
+overlay_build_info{goversion="` + runtime.Version() + `",version="1.2.3"} 1
 # HELP overlay_node_info This node and the mesh file it runs; the value is always 1.
 # TYPE overlay_node_info gauge
-overlay_node_info{config_hash="abc123",interface="ovl0",mesh="demo",node="a",public_key="` + testKey(1).String() + `"} 1
+overlay_node_info{config_hash="abc123",interface="ovl0",mesh="demo",node="a",public_key="` + statstest.Key(1).String() + `"} 1
 # HELP overlay_config_last_load_timestamp_seconds Unix time the mesh file in use was loaded.
 # TYPE overlay_config_last_load_timestamp_seconds gauge
 overlay_config_last_load_timestamp_seconds 1.6e+09
@@ -245,7 +233,7 @@ overlay_config_last_load_timestamp_seconds 1.6e+09
 	}
 
 	// A reload replaces the node's identity.
-	c.SetNode(Node{Mesh: "demo", Name: "a", Interface: "ovl0", ConfigHash: "def456", LoadedAt: time.Unix(1600000100, 0)})
+	c.SetNode(control.Node{Version: "1.2.3", Mesh: "demo", Name: "a", Interface: "ovl0", ConfigHash: "def456", LoadedAt: time.Unix(1600000100, 0)})
 	want = strings.NewReplacer("abc123", "def456", "1.6e+09", "1.6000001e+09").Replace(want)
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), names...); err != nil {
 		t.Errorf("after SetNode: %v", err)

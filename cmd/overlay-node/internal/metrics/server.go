@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"fmt"
-	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/httpserve"
 	"log/slog"
 	"net"
 	"net/http"
@@ -10,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/overlay-node/overlay-node/cmd/internal/httpserve"
 )
 
 // Path is where the server answers scrapes.

@@ -6,10 +6,13 @@ import (
 	"os"
 
 	"golang.zx2c4.com/wireguard/ipc"
+
+	"github.com/overlay-node/overlay-node/cmd/internal/control"
 )
 
 // Listen claims the UAPI socket of iface, mode 0600. A live socket there
-// means the interface name is taken, and Listen fails with ErrInUse; a
+// means the interface name is taken by another overlay-node or a
+// wireguard-go, and Listen fails with control.ErrInUse; a
 // stale one, left by a process that was killed, is replaced. Nothing is
 // answered until Serve. Close removes the socket.
 func Listen(iface string) (*Server, error) {
@@ -20,7 +23,7 @@ func Listen(iface string) (*Server, error) {
 	if c, err := net.Dial("unix", path); err == nil {
 		c.Close()
 		return nil, fmt.Errorf("interface %s is %w: %s answers; another overlay-node or wireguard-go runs on it (hint: stop it, or pass --interface NAME)",
-			iface, ErrInUse, path)
+			iface, control.ErrInUse, path)
 	}
 	f, err := ipc.UAPIOpen(iface)
 	if err != nil {

@@ -20,10 +20,6 @@ const Dir = "/var/run/wireguard"
 // SocketPath returns the UAPI socket of the interface iface.
 func SocketPath(iface string) string { return filepath.Join(Dir, iface+".sock") }
 
-// ErrInUse means another live process serves the interface's UAPI socket:
-// another overlay-node, or a wireguard-go, on the same interface name.
-var ErrInUse = errors.New("in use")
-
 // Limits on a client: one connection may ask many questions (wg does, in
 // turn), but it may not hold a goroutine forever or send an unbounded set.
 const (

@@ -13,26 +13,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/overlay-node/overlay-node/crypto"
+	"github.com/overlay-node/overlay-node/cmd/internal/statstest"
 	"github.com/overlay-node/overlay-node/tunnel"
 )
 
-func testKey(b byte) crypto.PublicKey {
-	var k crypto.PublicKey
-	for i := range k {
-		k[i] = b
-	}
-	return k
-}
-
 func testStats() tunnel.Stats {
 	return tunnel.Stats{
-		PublicKey:  testKey(1),
+		PublicKey:  statstest.Key(1),
 		ListenPort: 51820,
 		Peers: []tunnel.PeerStats{
 			{
 				Name:      "b",
-				PublicKey: testKey(0xab),
+				PublicKey: statstest.Key(0xab),
 				Endpoint:  netip.MustParseAddrPort("192.168.100.2:51820"),
 				AllowedIPs: []netip.Prefix{
 					netip.MustParsePrefix("10.100.0.2/32"),
@@ -45,7 +37,7 @@ func testStats() tunnel.Stats {
 			},
 			{
 				Name:       "c",
-				PublicKey:  testKey(0xcd),
+				PublicKey:  statstest.Key(0xcd),
 				Endpoint:   netip.MustParseAddrPort("[2001:db8::3]:51821"),
 				AllowedIPs: []netip.Prefix{netip.MustParsePrefix("fd00::3/128")},
 			},
@@ -91,7 +83,7 @@ func TestWriteGet(t *testing.T) {
 // A peer with no endpoint has no endpoint line, as in wireguard-go: wg
 // rejects an empty one.
 func TestWriteGetNoEndpoint(t *testing.T) {
-	st := tunnel.Stats{Peers: []tunnel.PeerStats{{Name: "x", PublicKey: testKey(9)}}}
+	st := tunnel.Stats{Peers: []tunnel.PeerStats{{Name: "x", PublicKey: statstest.Key(9)}}}
 	var b strings.Builder
 	if err := WriteGet(&b, st); err != nil {
 		t.Fatal(err)
@@ -156,14 +148,10 @@ func startTestServer(t *testing.T) *Server {
 	}
 	s := newServer(ln, path)
 	st := testStats()
-	s.Serve(fakeSource{st}, slog.New(slog.DiscardHandler))
+	s.Serve(statstest.Source{Stats: st}, slog.New(slog.DiscardHandler))
 	t.Cleanup(func() { s.Close() })
 	return s
 }
-
-type fakeSource struct{ st tunnel.Stats }
-
-func (f fakeSource) Snapshot() tunnel.Stats { return f.st }
 
 // One connection may ask several times, as wg does; set is refused with
 // EPERM after its body is read; an unknown operation ends the connection.

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/httpserve"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -14,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/overlay-node/overlay-node/cmd/internal/httpserve"
 	"github.com/overlay-node/overlay-node/tunnel"
 )
 
@@ -27,7 +27,8 @@ const StatusPath = "/v1/status"
 // SocketPath returns the control socket of the interface iface.
 func SocketPath(iface string) string { return filepath.Join(Dir, iface+".sock") }
 
-// ErrInUse means another live process serves the socket.
+// ErrInUse means another live process serves a socket the daemon claims:
+// its control socket, or its WireGuard UAPI socket.
 var ErrInUse = errors.New("in use")
 
 // Server limits: a request is one small GET from the local machine.

@@ -13,21 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/overlay-node/overlay-node/crypto"
+	"github.com/overlay-node/overlay-node/cmd/internal/statstest"
 	"github.com/overlay-node/overlay-node/tunnel"
 )
-
-func testKey(b byte) crypto.PublicKey {
-	var k crypto.PublicKey
-	for i := range k {
-		k[i] = b
-	}
-	return k
-}
-
-type fakeSource struct{ st tunnel.Stats }
-
-func (f fakeSource) Snapshot() tunnel.Stats { return f.st }
 
 var (
 	testNow  = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -41,14 +29,14 @@ func testStats() tunnel.Stats {
 	drops[tunnel.DropDecrypt] = 2
 	bDrops[tunnel.DropDecrypt] = 2
 	return tunnel.Stats{
-		PublicKey:  testKey(1),
+		PublicKey:  statstest.Key(1),
 		ListenPort: 51820,
 		MTU:        1420,
 		Drops:      drops,
 		Peers: []tunnel.PeerStats{
 			{
 				Name:                "b",
-				PublicKey:           testKey(2),
+				PublicKey:           statstest.Key(2),
 				Endpoint:            netip.MustParseAddrPort("192.168.100.2:51820"),
 				AllowedIPs:          []netip.Prefix{netip.MustParsePrefix("10.100.0.2/32")},
 				PersistentKeepalive: 25 * time.Second,
@@ -57,7 +45,7 @@ func testStats() tunnel.Stats {
 				LastHandshake:       testNow.Add(-12*time.Second - 300*time.Millisecond),
 				Drops:               bDrops,
 			},
-			{Name: "c", PublicKey: testKey(3)},
+			{Name: "c", PublicKey: statstest.Key(3)},
 		},
 	}
 }
@@ -76,7 +64,7 @@ func TestStatusJSON(t *testing.T) {
 	wantTop := []string{"schema", "time", "version", "mesh", "node", "interface", "public_key",
 		"listen_port", "mtu", "config_hash", "config_loaded", "peers", "drops"}
 	checkKeys(t, "status", got, wantTop)
-	if got["schema"] != float64(1) || got["mesh"] != "demo" || got["node"] != "a" || got["public_key"] != testKey(1).String() {
+	if got["schema"] != float64(1) || got["mesh"] != "demo" || got["node"] != "a" || got["public_key"] != statstest.Key(1).String() {
 		t.Errorf("status: got %v", got)
 	}
 	drops := got["drops"].(map[string]any)
@@ -132,7 +120,7 @@ func startTestServer(t *testing.T) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Serve(fakeSource{testStats()}, testNode, slog.New(slog.DiscardHandler))
+	s.Serve(statstest.Source{Stats: testStats()}, testNode, slog.New(slog.DiscardHandler))
 	t.Cleanup(func() { s.Close() })
 	return s
 }
@@ -204,7 +192,7 @@ func TestListenClaims(t *testing.T) {
 	if err != nil {
 		t.Fatalf("stale socket: %v", err)
 	}
-	s2.Serve(fakeSource{testStats()}, testNode, slog.New(slog.DiscardHandler))
+	s2.Serve(statstest.Source{Stats: testStats()}, testNode, slog.New(slog.DiscardHandler))
 	if _, _, err := FetchStatus(context.Background(), stale); err != nil {
 		t.Errorf("after replacing a stale socket: %v", err)
 	}

@@ -11,6 +11,11 @@
 //
 //	GET /v1/status   the Status object, the same as `overlay-node status --json`
 //
+// It sits under cmd/internal, not under cmd/overlay-node, because it is
+// the protocol of both ends: the daemon serves it, and every command that
+// asks a running node something imports its client, overlay-node status
+// and the CNI plugin alike.
+//
 // The Status JSON is a stable contract, documented in docs/metrics.md:
 // fields are added, never renamed or removed, without raising
 // SchemaVersion.
@@ -70,8 +75,8 @@ type Peer struct {
 	Drops map[string]uint64 `json:"drops"`
 }
 
-// Node identifies the node and the mesh file it runs. It changes when the
-// mesh file is reloaded.
+// Node identifies the node and the mesh file it runs, for status and
+// metrics alike. It changes when the mesh file is reloaded.
 type Node struct {
 	Version    string    // overlay-node version
 	Mesh       string    // [mesh] name
