@@ -19,7 +19,7 @@ import (
 // The keys each table accepts, in the order hints list them.
 var (
 	topKeys  = []string{"mesh", "node", "allow", "expect"}
-	meshKeys = []string{"name", "port", "mtu", "deny", "conntrack_max"}
+	meshKeys = []string{"name", "port", "mtu", "deny", "conntrack_max", "pool"}
 	nodeKeys = []string{"name", "public_key", "address", "endpoint", "subnets", "keepalive", "port", "groups"}
 )
 
@@ -28,6 +28,7 @@ var examples = map[string]string{
 	"mesh.name":       `name = "prod"`,
 	"mesh.port":       `port = 51820`,
 	"mesh.mtu":        fmt.Sprintf("mtu = %d", encap.DefaultMTU),
+	"mesh.pool":       `pool = "10.100.1.0/24"`,
 	"node.name":       `name = "web-1"`,
 	"node.public_key": `public_key = "<the output of overlay-node pubkey>"`,
 	"node.address":    `address = "10.100.0.1/24", or address = ["10.100.0.1/24", "fd00:100::1/64"] for dual stack`,
@@ -149,6 +150,8 @@ func (d *decoder) meshTable(m *Mesh, v *value) {
 				}
 				m.ConntrackMax = int(n)
 			}
+		case "pool":
+			d.pool(m, e)
 		default:
 			sug = append(sug, d.unknown(e, "mesh", k, meshKeys))
 			if k == "node" {

@@ -29,12 +29,13 @@ const (
 // every node in it. A Mesh returned by Parse or Load is valid; one built or
 // changed in code should be checked with Validate.
 type Mesh struct {
-	Path  string // the file it was read from
-	Name  string // [mesh] name: a DNS label shown in status and metrics
-	Port  uint16 // [mesh] port: the default UDP listen port of every node
-	MTU   int    // [mesh] mtu: the TUN MTU
-	Nodes []Node // every [[node]], in file order
-	Hash  string // hex SHA-256 of the file's bytes, to tell whether a reload changed anything
+	Path  string       // the file it was read from
+	Name  string       // [mesh] name: a DNS label shown in status and metrics
+	Port  uint16       // [mesh] port: the default UDP listen port of every node
+	MTU   int          // [mesh] mtu: the TUN MTU
+	Nodes []Node       // every [[node]], in file order
+	Hash  string       // hex SHA-256 of the file's bytes, to tell whether a reload changed anything
+	Pool  netip.Prefix // [mesh] pool: where joining nodes take their addresses; zero if none
 
 	// Segmentation. With no Allow rules every flow between members passes.
 	Deny         string   // [mesh] deny: what a denied packet gets, "reject" or "drop"; "" means "reject"

@@ -82,7 +82,8 @@ func (v *validator) mesh() {
 	if msg, hint := mtuProblem(int64(m.MTU)); msg != "" {
 		v.add(src, "mesh", "mtu", -1, msg, hint)
 	}
-	if len(m.Nodes) == 0 {
+	v.pool()
+	if len(m.Nodes) == 0 && !src.has("pool") {
 		v.add(src, "", "node", -1, "the mesh has no nodes", "add a [[node]] table for every host, each with name, public_key and address")
 	}
 }
