@@ -27,6 +27,9 @@ commands:
   pubkey                       read a private key on stdin, print its public key
   check -c MESH [-k KEY]       validate a mesh file; with -k, also check this node is in it
   up -c MESH -k KEY [flags]    run this node in the foreground until SIGINT/SIGTERM
+  up --etcd URLS -k KEY [flags]
+                               the same, with the mesh from etcd, watched; --join NAME to join it
+  push -c MESH --etcd URLS     validate a mesh file like check, then publish it to etcd
   policy why -c MESH FROM TO PORT/PROTO
                                say whether the rules allow a flow, and which rule decided
   status [--interface NAME] [--json]
@@ -64,6 +67,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdCheck(args[1:], stdout, stderr)
 	case "up":
 		err = cmdUp(args[1:], stdout, stderr)
+	case "push":
+		err = cmdPush(args[1:], stdout, stderr)
 	case "policy":
 		err = cmdPolicy(args[1:], stdout, stderr)
 	case "status":

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -8,27 +9,41 @@ import (
 	"time"
 
 	"github.com/overlay-node/overlay-node/cmd/internal/control"
+	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/meshsource"
 	"github.com/overlay-node/overlay-node/config"
 )
 
-// reload re-reads the mesh file on SIGHUP and applies it all or nothing:
-// on any problem the running configuration stays as it was, and the log
-// says why. Peers whose key is unchanged keep their sessions.
-func (n *node) reload() {
-	if err := n.tryReload(); err != nil {
+// reread reads the mesh from its source again, on SIGHUP, and reloads it.
+func (n *node) reread() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	snap, err := n.src.Read(ctx)
+	if err != nil {
+		n.log.Error("reload failed; keeping the running configuration", "err", err)
+		return
+	}
+	n.reload(snap)
+}
+
+// reload applies a mesh from the source, all or nothing: on any problem
+// the running configuration stays as it was, and the log says why. Peers
+// whose key is unchanged keep their sessions. A file re-read on SIGHUP, a
+// watched file that changed and a new etcd revision all come here.
+func (n *node) reload(snap meshsource.Snapshot) {
+	if err := n.tryReload(snap); err != nil {
 		var list config.ErrorList
 		if errors.As(err, &list) {
 			for _, e := range list {
 				n.log.Error("reload: " + e.Error())
 			}
-			err = fmt.Errorf("%d problem(s) in %s", len(list), n.meshPath)
+			err = fmt.Errorf("%d problem(s) in %s", len(list), snap.Name)
 		}
 		n.log.Error("reload failed; keeping the running configuration", "err", err)
 	}
 }
 
-func (n *node) tryReload() error {
-	next, err := loadState(n.meshPath, n.key, n.iface)
+func (n *node) tryReload(snap meshsource.Snapshot) error {
+	next, err := n.load(snap)
 	if err != nil {
 		return err
 	}
@@ -39,15 +54,17 @@ func (n *node) tryReload() error {
 		return err
 	}
 	n.fixed = next.fixed
-	n.log.Info("mesh file reloaded", "mesh", next.info.Mesh, "hash", next.info.ConfigHash, "peers", next.peers)
+	n.applied(snap)
+	n.log.Info("mesh file reloaded", "mesh", next.info.Mesh, "source", next.info.Source,
+		"revision", next.info.Revision, "hash", next.info.ConfigHash, "peers", next.peers)
 	return nil
 }
 
 // nodeInfo is what status and metrics say about this node and the mesh
 // file in use.
-func nodeInfo(mesh *config.Mesh, self *config.Node, iface string, loaded time.Time) control.Node {
+func nodeInfo(mesh *config.Mesh, self *config.Node, iface string, loaded time.Time, revision int64) control.Node {
 	return control.Node{Version: version, Mesh: mesh.Name, Name: self.Name, Interface: iface,
-		ConfigHash: mesh.Hash, LoadedAt: loaded}
+		ConfigHash: mesh.Hash, LoadedAt: loaded, Revision: revision}
 }
 
 // fixedSettings are what a running node cannot change: the interface's

@@ -15,32 +15,38 @@ import (
 	"time"
 
 	"github.com/overlay-node/overlay-node/cmd/internal/control"
+	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/meshsource"
 	"github.com/overlay-node/overlay-node/config"
 	"github.com/overlay-node/overlay-node/crypto"
 	"github.com/overlay-node/overlay-node/tunnel"
 )
 
-const upSynopsis = "up -c mesh.toml -k node.key [--interface NAME] [--metrics ADDR] [--log-level LEVEL] [--log-format text|json]"
+const upSynopsis = "up (-c mesh.toml [--watch] | --etcd URLS [--prefix P] [--join NAME]) -k node.key [--interface NAME] [--metrics ADDR] [--log-level LEVEL] [--log-format text|json]"
 
 // upFlags are the settings of `up`.
 type upFlags struct {
 	mesh, key, iface, metrics, logLevel, logFormat string
+	source                                         sourceFlags
 }
 
 func cmdUp(args []string, stdout, stderr io.Writer) error {
 	c := newCommand("up", upSynopsis, stdout)
 	var f upFlags
-	c.StringVar(&f.mesh, "c", "", "mesh file shared by all nodes (required)")
+	c.StringVar(&f.mesh, "c", "", "mesh file shared by all nodes (required without --etcd)")
 	c.StringVar(&f.key, "k", "", "this node's private key file, mode 0600 (required)")
 	c.StringVar(&f.iface, "interface", "ovl0", "TUN interface name")
 	c.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on `ADDR`/metrics, e.g. 127.0.0.1:9586 (default off)")
 	c.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	c.StringVar(&f.logFormat, "log-format", "text", "text or json")
+	f.source.register(c)
 	if err := c.parse(args); err != nil {
 		return err
 	}
-	if f.mesh == "" || f.key == "" {
-		return &usageError{msg: "up: -c and -k are required\nusage: overlay-node " + upSynopsis}
+	if (f.mesh == "") == (f.source.etcd == "") || f.key == "" {
+		return &usageError{msg: "up: -k and one of -c and --etcd are required\nusage: overlay-node " + upSynopsis}
+	}
+	if err := f.source.check(f.mesh != ""); err != nil {
+		return &usageError{msg: "up: " + err.Error() + "\nusage: overlay-node " + upSynopsis}
 	}
 	log, err := newLogger(stderr, f.logLevel, f.logFormat)
 	if err != nil {
@@ -73,13 +79,18 @@ func cmdUp(args []string, stdout, stderr io.Writer) error {
 	// big mesh's footprint: now that nothing refers to it, hand it back
 	// before settling down.
 	debug.FreeOSMemory()
-	for sig := range sigs {
-		if sig == syscall.SIGHUP {
-			n.reload()
-			continue
+	for running := true; running; {
+		select {
+		case snap := <-n.src.Updates():
+			n.reload(snap)
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				n.reread()
+				continue
+			}
+			log.Info("shutting down", "signal", sig.String())
+			running = false
 		}
-		log.Info("shutting down", "signal", sig.String())
-		break
 	}
 	return n.stop()
 }
@@ -103,10 +114,16 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 type node struct {
 	// Immutable.
 	log         *slog.Logger
-	meshPath    string
 	key         crypto.PrivateKey
 	iface       string
 	metricsAddr string // "" without --metrics
+
+	// Where the mesh comes from, and, for etcd, the cache of the last mesh
+	// applied and the node's membership when it joined.
+	src        meshsource.Source
+	cachePath  string // "" for a mesh file
+	membership *meshsource.Membership
+	closeSrc   func() // stops the source and leaves the mesh
 
 	// Set by the engine service's open.
 	dev *tunnel.Device
@@ -129,11 +146,11 @@ type meshState struct {
 	peers  int            // how many
 }
 
-// loadState reads the mesh file and works out what it means for the node
-// with key on iface. It checks everything a bad mesh file can break, so
+// loadState parses a mesh from its source and works out what it means for
+// the node with key on iface. It checks everything a bad mesh can break, so
 // that a start or reload fails here, before any service is touched.
-func loadState(path string, key crypto.PrivateKey, iface string) (*meshState, error) {
-	mesh, err := config.Load(path)
+func loadState(snap meshsource.Snapshot, key crypto.PrivateKey, iface string) (*meshState, error) {
+	mesh, err := config.Parse(snap.Name, snap.Data)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +165,7 @@ func loadState(path string, key crypto.PrivateKey, iface string) (*meshState, er
 	}
 	return &meshState{
 		fixed:  fixedOf(mesh, self),
-		info:   nodeInfo(mesh, self, iface, loaded),
+		info:   nodeInfo(mesh, self, iface, loaded, snap.Revision),
 		engine: cfg,
 		routes: kernelRoutes(mesh, self),
 		peers:  len(cfg.Peers),
@@ -163,15 +180,23 @@ func startNode(f upFlags, log *slog.Logger, stderr io.Writer) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := loadState(f.mesh, key, f.iface)
+	n := &node{log: log, key: key, iface: f.iface, metricsAddr: f.metrics,
+		services: services{list: nodeServices()}}
+	snap, err := n.openSource(f)
 	if err != nil {
-		return nil, reportMeshErrors(f.mesh, err, stderr)
-	}
-	n := &node{log: log, meshPath: f.mesh, key: key, iface: f.iface, metricsAddr: f.metrics,
-		fixed: st.fixed, services: services{list: nodeServices()}}
-	if err := n.services.start(n, st); err != nil {
 		return nil, err
 	}
+	st, err := n.load(snap)
+	if err != nil {
+		n.closeSrc()
+		return nil, reportMeshErrors(snap.Name, err, stderr)
+	}
+	n.fixed = st.fixed
+	if err := n.services.start(n, st); err != nil {
+		n.closeSrc()
+		return nil, err
+	}
+	n.applied(snap)
 	log.Info("node up", "mesh", st.info.Mesh, "node", st.info.Name, "interface", f.iface,
 		"port", n.dev.Port(), "peers", st.peers, "public_key", key.PublicKey().String())
 	return n, nil
@@ -186,8 +211,12 @@ func socketHint(err error) error {
 	return fmt.Errorf("%w (hint: run as root)", err)
 }
 
-// stop closes the services in reverse order of start.
-func (n *node) stop() error { return n.services.close() }
+// stop leaves the mesh and stops watching its source, then closes the
+// services in reverse order of start.
+func (n *node) stop() error {
+	n.closeSrc()
+	return n.services.close()
+}
 
 // engineConfig translates the mesh file into engine settings: every node
 // but self is a peer, allowed its addresses and subnets.

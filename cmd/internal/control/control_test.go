@@ -20,7 +20,8 @@ import (
 var (
 	testNow  = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	testNode = Node{Version: "1.2.3", Mesh: "demo", Name: "a", Interface: "ovl0",
-		ConfigHash: "abc123", LoadedAt: time.Date(2025, 6, 1, 11, 0, 0, 0, time.UTC)}
+		ConfigHash: "abc123", LoadedAt: time.Date(2025, 6, 1, 11, 0, 0, 0, time.UTC),
+		Source: "etcd", Revision: 42, Reconnects: func() uint64 { return 3 }}
 )
 
 func testStats() tunnel.Stats {
@@ -62,8 +63,12 @@ func TestStatusJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantTop := []string{"schema", "time", "version", "mesh", "node", "interface", "public_key",
-		"listen_port", "mtu", "config_hash", "config_loaded", "peers", "drops"}
+		"listen_port", "mtu", "config_hash", "config_loaded", "mesh_source", "mesh_revision", "mesh_watch_reconnects",
+		"peers", "drops"}
 	checkKeys(t, "status", got, wantTop)
+	if got["mesh_source"] != "etcd" || got["mesh_revision"] != float64(42) || got["mesh_watch_reconnects"] != float64(3) {
+		t.Errorf("status: mesh source fields: got %v %v %v", got["mesh_source"], got["mesh_revision"], got["mesh_watch_reconnects"])
+	}
 	if got["schema"] != float64(1) || got["mesh"] != "demo" || got["node"] != "a" || got["public_key"] != statstest.Key(1).String() {
 		t.Errorf("status: got %v", got)
 	}

@@ -45,7 +45,13 @@ type Status struct {
 	MTU          int       `json:"mtu"`           // TUN MTU
 	ConfigHash   string    `json:"config_hash"`   // hex SHA-256 of the mesh file in use
 	ConfigLoaded time.Time `json:"config_loaded"` // when that file was read
-	Peers        []Peer    `json:"peers"`         // every other node, in mesh file order
+	// Where the mesh comes from: "file" or "etcd", the etcd revision in
+	// force (0 for a file), and how often the watch of etcd was lost and
+	// the mesh read afresh.
+	MeshSource          string `json:"mesh_source"`
+	MeshRevision        int64  `json:"mesh_revision"`
+	MeshWatchReconnects uint64 `json:"mesh_watch_reconnects"`
+	Peers               []Peer `json:"peers"` // every other node, in mesh file order
 	// Drops counts every packet the node dropped, by reason, including
 	// those not tied to a peer. Every reason is present.
 	Drops map[string]uint64 `json:"drops"`
@@ -84,6 +90,11 @@ type Node struct {
 	Interface  string    // the TUN interface
 	ConfigHash string    // config.Mesh.Hash
 	LoadedAt   time.Time // when the mesh file was read
+	Source     string    // "file" or "etcd"
+	Revision   int64     // the etcd revision in force; 0 for a file
+	// Reconnects counts the watch reconnects of the mesh source; nil
+	// counts none.
+	Reconnects func() uint64
 }
 
 // NewStatus builds the Status of node from the engine's counters, as of now.
@@ -100,8 +111,13 @@ func NewStatus(st tunnel.Stats, node Node, now time.Time) Status {
 		MTU:          st.MTU,
 		ConfigHash:   node.ConfigHash,
 		ConfigLoaded: node.LoadedAt,
+		MeshSource:   node.Source,
+		MeshRevision: node.Revision,
 		Peers:        make([]Peer, 0, len(st.Peers)),
 		Drops:        dropMap(&st.Drops),
+	}
+	if node.Reconnects != nil {
+		s.MeshWatchReconnects = node.Reconnects()
 	}
 	for i := range st.Peers {
 		p := &st.Peers[i]

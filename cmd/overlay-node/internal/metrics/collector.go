@@ -52,6 +52,12 @@ var (
 		"mesh", "node", "interface", "public_key", "config_hash")
 	configLoadDesc = desc("config_last_load_timestamp_seconds",
 		"Unix time the mesh file in use was loaded.")
+	meshSourceDesc = desc("mesh_source_info",
+		"Where the mesh comes from, file or etcd; the value is always 1.", "source")
+	meshRevisionDesc = desc("mesh_revision",
+		"The etcd revision of the mesh in force; 0 for a mesh file.")
+	meshReconnectsDesc = desc("mesh_watch_reconnects_total",
+		"Times the watch of the mesh source was lost and the mesh read afresh.")
 
 	peerInfoDesc = desc("peer_info",
 		"One series per peer, naming its public key; the value is always 1.", "peer", "public_key")
@@ -85,7 +91,7 @@ var (
 		"stage")
 
 	allDescs = []*prometheus.Desc{
-		buildInfoDesc, nodeInfoDesc, configLoadDesc,
+		buildInfoDesc, nodeInfoDesc, configLoadDesc, meshSourceDesc, meshRevisionDesc, meshReconnectsDesc,
 		peerInfoDesc, peerEndpointDesc, peerRxBytesDesc, peerTxBytesDesc,
 		peerRxPacketsDesc, peerTxPacketsDesc, peerHandshakeDesc,
 		peerHandshakesDesc, peerHandshakeFailsDesc, peerDropsDesc,
@@ -146,6 +152,15 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		node.Mesh, node.Name, node.Interface, st.PublicKey.String(), node.ConfigHash)
 	if !node.LoadedAt.IsZero() {
 		ch <- prometheus.MustNewConstMetric(configLoadDesc, prometheus.GaugeValue, unixSeconds(node.LoadedAt))
+	}
+	if node.Source != "" {
+		var reconnects uint64
+		if node.Reconnects != nil {
+			reconnects = node.Reconnects()
+		}
+		ch <- prometheus.MustNewConstMetric(meshSourceDesc, prometheus.GaugeValue, 1, node.Source)
+		ch <- prometheus.MustNewConstMetric(meshRevisionDesc, prometheus.GaugeValue, float64(node.Revision))
+		ch <- prometheus.MustNewConstMetric(meshReconnectsDesc, prometheus.CounterValue, float64(reconnects))
 	}
 
 	for i := range st.Peers {

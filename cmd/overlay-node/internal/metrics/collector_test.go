@@ -71,7 +71,28 @@ func testStats() tunnel.Stats {
 
 func newTestCollector() *Collector {
 	return NewCollector(statstest.Source{Stats: testStats()},
-		control.Node{Version: "1.2.3", Mesh: "demo", Name: "a", Interface: "ovl0", ConfigHash: "abc123", LoadedAt: time.Unix(1600000000, 0)})
+		control.Node{Version: "1.2.3", Mesh: "demo", Name: "a", Interface: "ovl0", ConfigHash: "abc123", LoadedAt: time.Unix(1600000000, 0),
+			Source: "etcd", Revision: 42, Reconnects: func() uint64 { return 3 }})
+}
+
+// A node whose mesh comes from etcd says which revision is in force and
+// how often the watch reconnected.
+func TestCollectorMeshSource(t *testing.T) {
+	want := `
+# HELP overlay_mesh_revision The etcd revision of the mesh in force; 0 for a mesh file.
+# TYPE overlay_mesh_revision gauge
+overlay_mesh_revision 42
+# HELP overlay_mesh_source_info Where the mesh comes from, file or etcd; the value is always 1.
+# TYPE overlay_mesh_source_info gauge
+overlay_mesh_source_info{source="etcd"} 1
+# HELP overlay_mesh_watch_reconnects_total Times the watch of the mesh source was lost and the mesh read afresh.
+# TYPE overlay_mesh_watch_reconnects_total counter
+overlay_mesh_watch_reconnects_total 3
+`
+	if err := testutil.CollectAndCompare(newTestCollector(), strings.NewReader(want),
+		"overlay_mesh_revision", "overlay_mesh_source_info", "overlay_mesh_watch_reconnects_total"); err != nil {
+		t.Error(err)
+	}
 }
 
 func TestCollectorPeers(t *testing.T) {

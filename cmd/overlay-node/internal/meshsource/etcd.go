@@ -1,0 +1,328 @@
+package meshsource
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/overlay-node/overlay-node/config"
+)
+
+// The layout of a mesh in etcd, under a prefix P (DefaultPrefix unless
+// --prefix says otherwise):
+//
+//	P/mesh           the pushed mesh file, as overlay-node push wrote it
+//	P/members/NAME   a joined node's record (JSON, see Member), under its lease
+//	P/pool/ADDR      a pool address claimed by a joined node: its name, under the same lease
+//
+// The mesh a node runs is P/mesh followed by one [[node]] table for every
+// member, read at one revision.
+const (
+	DefaultPrefix = "/overlay-node/"
+	meshKey       = "mesh"
+	membersDir    = "members/"
+	poolDir       = "pool/"
+)
+
+// ErrNoMesh is returned by Etcd.Read when nothing was pushed under the
+// prefix.
+var ErrNoMesh = errors.New("no mesh in etcd")
+
+// Timing of the etcd source.
+const (
+	// ProbeInterval is how often the watching source checks that etcd
+	// answers, so that an outage is logged and the mesh read afresh once
+	// it is over.
+	ProbeInterval = 2 * time.Second
+	// requestTimeout bounds one read or probe.
+	requestTimeout = 3 * time.Second
+	// retryDelay is the wait before reading again after a failure.
+	retryDelay = 500 * time.Millisecond
+)
+
+// EtcdConfig says how to reach etcd.
+type EtcdConfig struct {
+	Endpoints []string // client URLs, e.g. https://10.0.0.1:2379
+	// TLS: a client certificate and key for etcd's client certificate
+	// authentication, and the CA that signed etcd's server certificate.
+	// All empty for plain http.
+	CertFile, KeyFile, CAFile string
+}
+
+// Dial returns a client for cfg. It does not wait for etcd to answer:
+// the first request does.
+func Dial(cfg EtcdConfig) (*clientv3.Client, error) {
+	var tlsConfig *tls.Config
+	if cfg.CertFile != "" || cfg.KeyFile != "" || cfg.CAFile != "" {
+		info := transport.TLSInfo{CertFile: cfg.CertFile, KeyFile: cfg.KeyFile, TrustedCAFile: cfg.CAFile}
+		var err error
+		if tlsConfig, err = info.ClientConfig(); err != nil {
+			return nil, fmt.Errorf("etcd TLS: %w", err)
+		}
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   cfg.Endpoints,
+		DialTimeout: requestTimeout,
+		TLS:         tlsConfig,
+		// Keepalives notice a dead connection within seconds, not minutes.
+		DialKeepAliveTime:    5 * time.Second,
+		DialKeepAliveTimeout: 3 * time.Second,
+		Logger:               nil,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("etcd %s: %w", strings.Join(cfg.Endpoints, ","), err)
+	}
+	return cli, nil
+}
+
+// NormalPrefix returns prefix ending in exactly one slash.
+func NormalPrefix(prefix string) string {
+	return strings.TrimRight(prefix, "/") + "/"
+}
+
+// Push publishes a mesh file under prefix in one transaction and returns
+// the revision it was written at. The caller has validated it.
+func Push(ctx context.Context, cli *clientv3.Client, prefix string, data []byte) (int64, error) {
+	resp, err := cli.Txn(ctx).Then(clientv3.OpPut(NormalPrefix(prefix)+meshKey, string(data))).Commit()
+	if err != nil {
+		return 0, fmt.Errorf("push to etcd: %w", err)
+	}
+	return resp.Header.Revision, nil
+}
+
+// Etcd is a mesh kept in etcd: read at one revision, then watched.
+type Etcd struct {
+	// Immutable.
+	cli     *clientv3.Client
+	prefix  string
+	log     *slog.Logger
+	updates chan Snapshot
+
+	reconnects atomic.Uint64
+
+	stop    context.CancelFunc
+	stopped sync.WaitGroup
+}
+
+// NewEtcd returns the source for the mesh under prefix. It does not watch
+// until Watch is called.
+func NewEtcd(cli *clientv3.Client, prefix string, log *slog.Logger) *Etcd {
+	return &Etcd{cli: cli, prefix: NormalPrefix(prefix), log: log, updates: make(chan Snapshot, 1), stop: func() {}}
+}
+
+// Kind implements Source.
+func (e *Etcd) Kind() string { return "etcd" }
+
+// Updates implements Source.
+func (e *Etcd) Updates() <-chan Snapshot { return e.updates }
+
+// Reconnects implements Source.
+func (e *Etcd) Reconnects() uint64 { return e.reconnects.Load() }
+
+// Close implements Source: it stops the watch. The client is the caller's.
+func (e *Etcd) Close() error {
+	e.stop()
+	e.stopped.Wait()
+	return nil
+}
+
+// Read implements Source: the pushed mesh and every member, at one
+// revision.
+func (e *Etcd) Read(ctx context.Context) (Snapshot, error) {
+	resp, err := e.cli.Txn(ctx).Then(
+		clientv3.OpGet(e.prefix+meshKey),
+		clientv3.OpGet(e.prefix+membersDir, clientv3.WithPrefix()),
+	).Commit()
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("read mesh from etcd: %w", err)
+	}
+	mesh := resp.Responses[0].GetResponseRange().Kvs
+	if len(mesh) == 0 {
+		return Snapshot{}, fmt.Errorf("%w under %s (hint: publish one with overlay-node push -c mesh.toml --etcd URLS)", ErrNoMesh, e.prefix)
+	}
+	var members []Member
+	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
+		var m Member
+		if err := json.Unmarshal(kv.Value, &m); err != nil {
+			e.log.Warn("etcd: ignoring a member record that is not JSON", "key", string(kv.Key), "err", err)
+			continue
+		}
+		members = append(members, m)
+	}
+	rev := resp.Header.Revision
+	name := fmt.Sprintf("etcd:%s%s@%d", e.prefix, meshKey, rev)
+	return Snapshot{Name: name, Data: compose(name, mesh[0].Value, members, e.log), Revision: rev}, nil
+}
+
+// Watch delivers the mesh on Updates each time it changes after current,
+// the mesh the node runs, until Close. It reads the mesh afresh after a
+// change (one read for a burst of them), after a compaction, and after
+// etcd was unreachable; meanwhile the node keeps the mesh it has.
+func (e *Etcd) Watch(current Snapshot) {
+	ctx, cancel := context.WithCancel(context.Background())
+	e.stop = cancel
+	e.stopped.Add(1)
+	go func() {
+		defer e.stopped.Done()
+		e.watch(ctx, current)
+	}()
+}
+
+func (e *Etcd) watch(ctx context.Context, last Snapshot) {
+	rev := last.Revision // watch from here; 0: read afresh first
+	for ctx.Err() == nil {
+		if rev == 0 {
+			snap, err := e.readTimeout(ctx)
+			if err != nil {
+				e.log.Warn("etcd: cannot read the mesh; keeping the running mesh", "err", err)
+				sleep(ctx, retryDelay)
+				continue
+			}
+			if !snap.Same(last) {
+				offer(e.updates, snap)
+				last = snap
+			}
+			rev = snap.Revision
+		}
+		reason := e.session(ctx, rev, &last)
+		if ctx.Err() != nil {
+			return
+		}
+		e.reconnects.Add(1)
+		e.log.Warn("etcd: watch lost; reading the mesh afresh", "reason", reason)
+		rev = 0
+	}
+}
+
+// session watches from rev+1 and delivers every change until the watch
+// is lost, and says why.
+func (e *Etcd) session(ctx context.Context, rev int64, last *Snapshot) string {
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	wch := e.cli.Watch(wctx, e.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+	probe := time.NewTicker(ProbeInterval)
+	defer probe.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return "stopped"
+		case <-probe.C:
+			if err := e.probe(ctx); err != nil {
+				e.log.Warn("etcd unreachable; keeping the running mesh", "err", err)
+				e.waitReachable(ctx)
+				return "etcd was unreachable"
+			}
+		case resp, ok := <-wch:
+			switch {
+			case !ok:
+				return "watch closed"
+			case resp.CompactRevision != 0:
+				return fmt.Sprintf("revision %d was compacted", resp.CompactRevision)
+			case resp.Err() != nil:
+				return resp.Err().Error()
+			case len(resp.Events) == 0:
+				continue
+			}
+			snap, err := e.readTimeout(ctx)
+			if err != nil {
+				return err.Error()
+			}
+			if !snap.Same(*last) {
+				offer(e.updates, snap)
+				*last = snap
+			}
+		}
+	}
+}
+
+// probe checks that etcd answers.
+func (e *Etcd) probe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	_, err := e.cli.Get(ctx, e.prefix+meshKey, clientv3.WithCountOnly())
+	return err
+}
+
+// waitReachable returns once etcd answers again, or ctx is done.
+func (e *Etcd) waitReachable(ctx context.Context) {
+	for ctx.Err() == nil {
+		sleep(ctx, retryDelay)
+		if e.probe(ctx) == nil {
+			e.log.Info("etcd reachable again")
+			return
+		}
+	}
+}
+
+func (e *Etcd) readTimeout(ctx context.Context) (Snapshot, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	return e.Read(ctx)
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// compose is the mesh a node runs: the pushed file followed by a [[node]]
+// for every member that does not clash with it. A member whose name, key
+// or address a pushed node (or an earlier member) has is left out and
+// logged, so that one bad record cannot make every revision invalid. A
+// pushed file that is itself invalid is returned as it is, for the node
+// to reject with its positions.
+func compose(name string, pushed []byte, members []Member, log *slog.Logger) []byte {
+	if len(members) == 0 {
+		return pushed
+	}
+	mesh, err := config.Parse(name, pushed)
+	if err != nil {
+		return pushed
+	}
+	names := make(map[string]bool)
+	keys := make(map[string]bool)
+	addrs := make(map[netip.Addr]bool)
+	for _, n := range mesh.Nodes {
+		names[n.Name] = true
+		keys[n.PublicKey.String()] = true
+		for _, a := range n.Addresses {
+			addrs[a.Addr()] = true
+		}
+	}
+	slices.SortFunc(members, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
+	var b strings.Builder
+	b.Write(pushed)
+	for _, m := range members {
+		addr, err := netip.ParsePrefix(m.Address)
+		switch {
+		case err != nil || !mesh.Pool.Contains(addr.Addr()):
+			log.Warn("etcd: ignoring member: its address is not in the pool", "member", m.Name, "address", m.Address)
+			continue
+		case names[m.Name] || keys[m.PublicKey] || addrs[addr.Addr()]:
+			log.Warn("etcd: ignoring member: its name, key or address is taken", "member", m.Name)
+			continue
+		}
+		names[m.Name], keys[m.PublicKey], addrs[addr.Addr()] = true, true, true
+		m.writeTOML(&b)
+	}
+	return []byte(b.String())
+}
+
+// Client is the etcd client the source reads with.
+func (e *Etcd) Client() *clientv3.Client { return e.cli }

@@ -1,0 +1,259 @@
+package meshsource
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/overlay-node/overlay-node/config"
+)
+
+// DefaultLeaseTTL is how long a joined node stays in the mesh after it
+// stops renewing its lease: after a crash, say.
+const DefaultLeaseTTL = 30 * time.Second
+
+// joinKeepalive is the keepalive a joined node without an endpoint gets:
+// the others cannot reach it first, so it keeps its NAT mapping open.
+const joinKeepalive = "25s"
+
+// ErrNameTaken is returned by Join when another key holds the name.
+var ErrNameTaken = errors.New("name is taken")
+
+// Member is the record of a joined node, as stored in P/members/NAME.
+type Member struct {
+	Name      string   `json:"name"`
+	PublicKey string   `json:"public_key"`         // base64
+	Address   string   `json:"address"`            // claimed from the pool, with the pool's prefix length
+	Endpoint  string   `json:"endpoint,omitempty"` // host:port; empty when the others cannot reach it first
+	Groups    []string `json:"groups,omitempty"`
+}
+
+// writeTOML writes m as a [[node]] table.
+func (m Member) writeTOML(b *strings.Builder) {
+	fmt.Fprintf(b, "\n# joined through etcd\n[[node]]\nname = %q\npublic_key = %q\naddress = %q\n", m.Name, m.PublicKey, m.Address)
+	if m.Endpoint != "" {
+		fmt.Fprintf(b, "endpoint = %q\n", m.Endpoint)
+	} else {
+		fmt.Fprintf(b, "keepalive = %q\n", joinKeepalive)
+	}
+	if len(m.Groups) > 0 {
+		q := make([]string, len(m.Groups))
+		for i, g := range m.Groups {
+			q[i] = fmt.Sprintf("%q", g)
+		}
+		fmt.Fprintf(b, "groups = [%s]\n", strings.Join(q, ", "))
+	}
+}
+
+// Membership is a node's registration in a mesh kept in etcd: its record
+// and its pool address, both under one lease that it keeps alive.
+type Membership struct {
+	// Immutable.
+	cli    *clientv3.Client
+	prefix string
+	ttl    time.Duration
+	log    *slog.Logger
+
+	mu     sync.Mutex
+	me     Member // Address as claimed
+	lease  clientv3.LeaseID
+	stop   context.CancelFunc
+	kept   sync.WaitGroup
+	closed bool
+}
+
+// Join registers me in the mesh under prefix: it takes a lease of ttl,
+// claims the lowest free pool address (me.Address first, when set and
+// free) and writes the record, both in one compare-and-swap transaction,
+// so that two nodes joining at once never get the same name or address.
+// It then keeps the lease alive until Leave, and joins again, keeping its
+// address when it can, if the lease is ever lost.
+func Join(ctx context.Context, cli *clientv3.Client, prefix string, me Member, ttl time.Duration, log *slog.Logger) (*Membership, error) {
+	m := &Membership{cli: cli, prefix: NormalPrefix(prefix), ttl: ttl, log: log, me: me}
+	if err := m.join(ctx); err != nil {
+		return nil, err
+	}
+	kctx, cancel := context.WithCancel(context.Background())
+	m.stop = cancel
+	m.kept.Add(1)
+	go func() {
+		defer m.kept.Done()
+		m.keep(kctx)
+	}()
+	return m, nil
+}
+
+// Address is the overlay address the node claimed.
+func (m *Membership) Address() netip.Prefix {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return netip.MustParsePrefix(m.me.Address)
+}
+
+// Leave revokes the lease: the record and the address claim go at once,
+// and the others drop the node from their meshes.
+func (m *Membership) Leave(ctx context.Context) error {
+	m.stop()
+	m.kept.Wait()
+	m.mu.Lock()
+	lease := m.lease
+	m.closed = true
+	m.mu.Unlock()
+	if _, err := m.cli.Revoke(ctx, lease); err != nil {
+		return fmt.Errorf("leave the mesh: %w (the lease expires in %s)", err, m.ttl)
+	}
+	return nil
+}
+
+// join claims a name and an address under a new lease.
+func (m *Membership) join(ctx context.Context) error {
+	get, err := m.cli.Txn(ctx).Then(
+		clientv3.OpGet(m.prefix+meshKey),
+		clientv3.OpGet(m.prefix+membersDir+m.me.Name),
+		clientv3.OpGet(m.prefix+poolDir, clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+	).Commit()
+	if err != nil {
+		return fmt.Errorf("join: read the mesh from etcd: %w", err)
+	}
+	kvs := get.Responses[0].GetResponseRange().Kvs
+	if len(kvs) == 0 {
+		return fmt.Errorf("join: %w under %s (hint: publish one with a [mesh] pool first, with overlay-node push)", ErrNoMesh, m.prefix)
+	}
+	mesh, err := config.Parse(fmt.Sprintf("etcd:%s%s@%d", m.prefix, meshKey, get.Header.Revision), kvs[0].Value)
+	if err != nil {
+		return fmt.Errorf("join: the mesh in etcd is invalid:\n%w", err)
+	}
+	if !mesh.Pool.IsValid() {
+		return fmt.Errorf("join: the mesh in etcd has no [mesh] pool (hint: add pool = \"10.100.1.0/24\" under [mesh] and push it)")
+	}
+	used := make(map[netip.Addr]bool)
+	for _, n := range mesh.Nodes {
+		if n.Name == m.me.Name {
+			return fmt.Errorf("join: %w: node %q is in the pushed mesh (hint: join under another name)", ErrNameTaken, n.Name)
+		}
+		if n.PublicKey.String() == m.me.PublicKey {
+			return fmt.Errorf("join: this key is node %q of the pushed mesh (hint: run it without --join)", n.Name)
+		}
+		for _, a := range n.Addresses {
+			used[a.Addr()] = true
+		}
+	}
+	// A record under our name with our key is ours, from before a restart
+	// or a lost lease: take it over, address and all.
+	nameKey := m.prefix + membersDir + m.me.Name
+	nameCmp := clientv3.Compare(clientv3.CreateRevision(nameKey), "=", 0)
+	if old := get.Responses[1].GetResponseRange().Kvs; len(old) > 0 {
+		var rec Member
+		if json.Unmarshal(old[0].Value, &rec) != nil || rec.PublicKey != m.me.PublicKey {
+			return fmt.Errorf("join: %w: another key holds %s (hint: join under another name, or wait for its lease to expire)", ErrNameTaken, nameKey)
+		}
+		m.me.Address = rec.Address
+		nameCmp = clientv3.Compare(clientv3.ModRevision(nameKey), "=", old[0].ModRevision)
+	}
+	for _, kv := range get.Responses[2].GetResponseRange().Kvs {
+		if a, err := netip.ParseAddr(strings.TrimPrefix(string(kv.Key), m.prefix+poolDir)); err == nil {
+			used[a] = true
+		}
+	}
+	lease, err := m.cli.Grant(ctx, int64(m.ttl/time.Second))
+	if err != nil {
+		return fmt.Errorf("join: lease: %w", err)
+	}
+	try := func(addr netip.Prefix, own bool) (bool, error) {
+		rec := m.me
+		rec.Address = addr.String()
+		val, _ := json.Marshal(rec)
+		poolKey := m.prefix + poolDir + addr.Addr().String()
+		poolCmp := clientv3.Compare(clientv3.CreateRevision(poolKey), "=", 0)
+		if own {
+			poolCmp = clientv3.Compare(clientv3.Value(poolKey), "=", m.me.Name)
+		}
+		resp, err := m.cli.Txn(ctx).If(nameCmp, poolCmp).Then(
+			clientv3.OpPut(nameKey, string(val), clientv3.WithLease(lease.ID)),
+			clientv3.OpPut(poolKey, m.me.Name, clientv3.WithLease(lease.ID)),
+		).Else(clientv3.OpGet(nameKey)).Commit()
+		if err != nil {
+			return false, fmt.Errorf("join: claim %s: %w", addr, err)
+		}
+		if resp.Succeeded {
+			m.mu.Lock()
+			m.me, m.lease = rec, lease.ID
+			m.mu.Unlock()
+			return true, nil
+		}
+		if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 && !own {
+			return false, fmt.Errorf("join: %w: another node joined as %q just now (hint: join under another name)", ErrNameTaken, m.me.Name)
+		}
+		return false, nil
+	}
+	if m.me.Address != "" {
+		if prev, err := netip.ParsePrefix(m.me.Address); err == nil && mesh.Pool.Contains(prev.Addr()) {
+			if ok, err := try(netip.PrefixFrom(prev.Addr(), mesh.Pool.Bits()), used[prev.Addr()]); ok || err != nil {
+				return m.revokeOn(lease.ID, err)
+			}
+		}
+		// Our old record is gone or its address was taken: claim anew.
+		nameCmp = clientv3.Compare(clientv3.CreateRevision(nameKey), "=", 0)
+	}
+	var claimed bool
+	var cerr error
+	mesh.PoolAddresses(func(addr netip.Prefix) bool {
+		if used[addr.Addr()] {
+			return true
+		}
+		claimed, cerr = try(addr, false)
+		return !claimed && cerr == nil
+	})
+	if cerr == nil && !claimed {
+		cerr = fmt.Errorf("join: the pool %s is full (hint: widen [mesh] pool and push it)", mesh.Pool)
+	}
+	return m.revokeOn(lease.ID, cerr)
+}
+
+// revokeOn gives the lease back when the join failed.
+func (m *Membership) revokeOn(lease clientv3.LeaseID, err error) error {
+	if err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		defer cancel()
+		m.cli.Revoke(ctx, lease)
+	}
+	return err
+}
+
+// keep renews the lease until ctx is done, and joins again when it is
+// lost: etcd was unreachable for longer than the TTL, say.
+func (m *Membership) keep(ctx context.Context) {
+	for ctx.Err() == nil {
+		m.mu.Lock()
+		lease := m.lease
+		m.mu.Unlock()
+		ch, err := m.cli.KeepAlive(ctx, lease)
+		if err == nil {
+			for range ch {
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		m.log.Warn("etcd: lease lost; joining again", "lease", fmt.Sprintf("%x", lease))
+		for ctx.Err() == nil {
+			jctx, cancel := context.WithTimeout(ctx, requestTimeout)
+			err := m.join(jctx)
+			cancel()
+			if err == nil {
+				m.log.Info("etcd: joined again", "address", m.Address())
+				break
+			}
+			m.log.Warn("etcd: join again failed; retrying", "err", err)
+			sleep(ctx, time.Second)
+		}
+	}
+}
