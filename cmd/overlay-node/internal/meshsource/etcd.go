@@ -16,6 +16,7 @@ import (
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/overlay-node/overlay-node/config"
 )
@@ -79,7 +80,9 @@ func Dial(cfg EtcdConfig) (*clientv3.Client, error) {
 		// Keepalives notice a dead connection within seconds, not minutes.
 		DialKeepAliveTime:    5 * time.Second,
 		DialKeepAliveTimeout: 3 * time.Second,
-		Logger:               nil,
+		// Its own logging would repeat every retry while etcd is down;
+		// the source logs what matters once.
+		Logger: zap.NewNop(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("etcd %s: %w", strings.Join(cfg.Endpoints, ","), err)

@@ -1,0 +1,209 @@
+package meshsource
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/overlay-node/overlay-node/config"
+	"github.com/overlay-node/overlay-node/crypto"
+	"github.com/overlay-node/overlay-node/internal/etcdtest"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func testKey(t *testing.T) string {
+	t.Helper()
+	k, err := crypto.GeneratePrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.PublicKey().String()
+}
+
+// testMesh is a valid mesh file with n nodes and a pool.
+func testMesh(t *testing.T, n int) string {
+	var b strings.Builder
+	b.WriteString("[mesh]\nname = \"t\"\npool = \"10.100.1.0/24\"\n")
+	for i := range n {
+		fmt.Fprintf(&b, "\n[[node]]\nname = \"n%d\"\npublic_key = %q\naddress = \"10.100.0.%d/24\"\n", i, testKey(t), i+1)
+	}
+	return b.String()
+}
+
+func dial(t *testing.T, s *etcdtest.Server) *clientv3.Client {
+	t.Helper()
+	cli, err := Dial(EtcdConfig{Endpoints: []string{s.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// next waits for the next snapshot on src.
+func next(t *testing.T, src Source, within time.Duration) Snapshot {
+	t.Helper()
+	select {
+	case s := <-src.Updates():
+		return s
+	case <-time.After(within):
+		t.Fatalf("no update within %s", within)
+	}
+	return Snapshot{}
+}
+
+func parse(t *testing.T, s Snapshot) *config.Mesh {
+	t.Helper()
+	m, err := config.Parse(s.Name, s.Data)
+	if err != nil {
+		t.Fatalf("%s: %v", s.Name, err)
+	}
+	return m
+}
+
+// A push is read, then every later push arrives on Updates within a
+// second, at its revision; a compaction and an etcd restart are survived
+// by a fresh read.
+func TestEtcdReadWatch(t *testing.T) {
+	srv := etcdtest.Start(t)
+	cli := dial(t, srv)
+	src := NewEtcd(cli, "/t", quiet)
+	if _, err := src.Read(ctx(t)); err == nil || !strings.Contains(err.Error(), "no mesh in etcd") {
+		t.Fatalf("read before any push: got %v, want no mesh", err)
+	}
+	rev, err := Push(ctx(t), cli, "/t", []byte(testMesh(t, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := src.Read(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Revision != rev || len(parse(t, first).Nodes) != 2 || first.Name != fmt.Sprintf("etcd:/t/mesh@%d", rev) {
+		t.Fatalf("read: got %s with revision %d, want revision %d and 2 nodes", first.Name, first.Revision, rev)
+	}
+	src.Watch(first)
+	defer src.Close()
+
+	rev, _ = Push(ctx(t), cli, "/t", []byte(testMesh(t, 3)))
+	if s := next(t, src, time.Second); s.Revision != rev || len(parse(t, s).Nodes) != 3 {
+		t.Fatalf("after push: revision %d, %d nodes; want %d, 3", s.Revision, len(parse(t, s).Nodes), rev)
+	}
+
+	// An outage long enough for the probe to notice, then a compaction
+	// of what the watch has not seen.
+	srv.Stop()
+	time.Sleep(ProbeInterval + requestTimeout + time.Second)
+	srv.Start()
+	rev, _ = Push(ctx(t), cli, "/t", []byte(testMesh(t, 4)))
+	if _, err := cli.Compact(ctx(t), rev); err != nil {
+		t.Fatal(err)
+	}
+	if s := next(t, src, 10*time.Second); len(parse(t, s).Nodes) != 4 {
+		t.Fatalf("after restart: got %d nodes, want 4", len(parse(t, s).Nodes))
+	}
+	if src.Reconnects() == 0 {
+		t.Errorf("reconnects: got 0 after an etcd restart")
+	}
+	rev, _ = Push(ctx(t), cli, "/t", []byte(testMesh(t, 5)))
+	if s := next(t, src, time.Second); s.Revision != rev {
+		t.Fatalf("after reconnect: revision %d, want %d", s.Revision, rev)
+	}
+}
+
+// Nodes joining at the same moment get different addresses, the lowest
+// free ones, and appear in the mesh; a name is never taken twice; a node
+// that leaves is gone from the mesh.
+func TestJoinConcurrent(t *testing.T) {
+	srv := etcdtest.Start(t)
+	cli := dial(t, srv)
+	if _, err := Push(ctx(t), cli, "/t", []byte(testMesh(t, 1))); err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	var wg sync.WaitGroup
+	ms := make([]*Membership, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			ms[i], errs[i] = Join(ctx(t), cli, "/t", Member{Name: fmt.Sprintf("j%d", i), PublicKey: testKey(t)}, 10*time.Second, quiet)
+		})
+	}
+	wg.Wait()
+	seen := map[string]string{}
+	for i, m := range ms {
+		if errs[i] != nil {
+			t.Fatalf("join j%d: %v", i, errs[i])
+		}
+		a := m.Address().String()
+		if other, ok := seen[a]; ok {
+			t.Fatalf("j%d and %s both got %s", i, other, a)
+		}
+		seen[a] = fmt.Sprintf("j%d", i)
+	}
+	for i := 1; i <= n; i++ {
+		if _, ok := seen[fmt.Sprintf("10.100.1.%d/24", i)]; !ok {
+			t.Errorf("10.100.1.%d/24 was not claimed: got %v", i, seen)
+		}
+	}
+	src := NewEtcd(cli, "/t", quiet)
+	s, err := src.Read(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(parse(t, s).Nodes); got != n+1 {
+		t.Fatalf("mesh has %d nodes, want %d", got, n+1)
+	}
+
+	// The same name under another key is refused, even at once.
+	if _, err := Join(ctx(t), cli, "/t", Member{Name: "j0", PublicKey: testKey(t)}, 10*time.Second, quiet); err == nil {
+		t.Fatal("a second j0 joined")
+	}
+	if err := ms[0].Leave(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	s, _ = src.Read(ctx(t))
+	if got := len(parse(t, s).Nodes); got != n {
+		t.Fatalf("after j0 left: mesh has %d nodes, want %d", got, n)
+	}
+	for _, m := range ms[1:] {
+		m.Leave(ctx(t))
+	}
+}
+
+// A member that clashes with a pushed node is left out; the rest stays
+// valid.
+func TestComposeSkipsClashes(t *testing.T) {
+	pushed := testMesh(t, 1)
+	m, err := config.Parse("p", []byte(pushed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	members := []Member{
+		{Name: "n0", PublicKey: testKey(t), Address: "10.100.1.1/24"},                   // name of a pushed node
+		{Name: "b", PublicKey: m.Nodes[0].PublicKey.String(), Address: "10.100.1.2/24"}, // its key
+		{Name: "c", PublicKey: testKey(t), Address: "10.100.2.1/24"},                    // outside the pool
+		{Name: "d", PublicKey: testKey(t), Address: "10.100.1.4/24", Groups: []string{"web"}},
+	}
+	got, err := config.Parse("c", compose("c", []byte(pushed), members, quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Nodes) != 2 || got.Nodes[1].Name != "d" || got.Nodes[1].Keepalive == 0 {
+		t.Errorf("got %d nodes (%v), want n0 and d with a keepalive", len(got.Nodes), got.Nodes)
+	}
+}
