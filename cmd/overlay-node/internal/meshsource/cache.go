@@ -55,5 +55,5 @@ func ReadCache(path string) (Snapshot, error) {
 	if !ok || !isCache || err != nil {
 		return Snapshot{}, fmt.Errorf("mesh cache: %s is not a mesh cache (hint: delete it; the next mesh from etcd writes it again)", path)
 	}
-	return Snapshot{Name: string(name), Data: data, Revision: n}, nil
+	return Snapshot{Name: string(name), Data: data, Revision: n, Cached: true}, nil
 }

@@ -17,6 +17,8 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"github.com/overlay-node/overlay-node/config"
 )
@@ -83,6 +85,12 @@ func Dial(cfg EtcdConfig) (*clientv3.Client, error) {
 		// Its own logging would repeat every retry while etcd is down;
 		// the source logs what matters once.
 		Logger: zap.NewNop(),
+		// gRPC's default backoff grows to two minutes while etcd is down;
+		// a node should be back on the watch within a second of etcd.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: 2 * time.Second,
+		})},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("etcd %s: %w", strings.Join(cfg.Endpoints, ","), err)
@@ -185,6 +193,11 @@ func (e *Etcd) Watch(current Snapshot) {
 
 func (e *Etcd) watch(ctx context.Context, last Snapshot) {
 	rev := last.Revision // watch from here; 0: read afresh first
+	if last.Cached {
+		// Etcd did not answer at start: what it holds now may be much
+		// newer, or compacted away.
+		rev = 0
+	}
 	for ctx.Err() == nil {
 		if rev == 0 {
 			snap, err := e.readTimeout(ctx)

@@ -27,6 +27,9 @@ type Snapshot struct {
 	Data []byte
 	// Revision is the etcd revision the mesh was read at; 0 for a file.
 	Revision int64
+	// Cached reports whether the snapshot came from the cache on disk
+	// rather than from etcd itself.
+	Cached bool
 }
 
 // Same reports whether s and o hold the same mesh.
