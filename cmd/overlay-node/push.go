@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -47,6 +48,9 @@ func cmdPush(args []string, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), pushTimeout)
 	defer cancel()
 	rev, err := meshsource.Push(ctx, cli, *prefix, data)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: etcd at %s did not answer within %s (hint: check --etcd and that etcd runs; with TLS, pass --etcd-cert, --etcd-key and --etcd-ca)", err, *urls, pushTimeout)
+	}
 	if err != nil {
 		return err
 	}

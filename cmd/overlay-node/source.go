@@ -39,7 +39,7 @@ func (f *sourceFlags) register(c *command) {
 	c.StringVar(&f.ca, "etcd-ca", "", "with --etcd: CA certificate `FILE` that signed etcd's server certificate")
 	c.StringVar(&f.cache, "cache", "", "with --etcd: where to keep the last mesh applied, to start from while etcd is down (default "+cacheDir+"/INTERFACE.mesh)")
 	c.StringVar(&f.join, "join", "", "with --etcd: join the mesh as node `NAME`, taking an address from its [mesh] pool")
-	c.StringVar(&f.endpoint, "endpoint", "", "with --join: `HOST:PORT` where the others reach this node (default none: it reaches them first)")
+	c.StringVar(&f.endpoint, "endpoint", "", "with --join: `IP:PORT` where the others reach this node (default none: it reaches them first)")
 	c.StringVar(&f.groups, "groups", "", "with --join: comma-separated groups of this node, for [[allow]] rules")
 	c.DurationVar(&f.leaseTTL, "lease-ttl", meshsource.DefaultLeaseTTL, "with --join: how long the node stays in the mesh after it stops renewing its lease")
 }
