@@ -87,6 +87,8 @@ func (s *Server) args() []string {
 		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
 		"--initial-cluster", "test=" + peer,
 		"--log-outputs", "stderr", "--logger", "zap", "--log-level", "error",
+		// Room for a mesh file of tens of thousands of nodes in one value.
+		"--max-request-bytes", "33554432",
 	}
 }
 

@@ -207,3 +207,5 @@ func TestComposeSkipsClashes(t *testing.T) {
 		t.Errorf("got %d nodes (%v), want n0 and d with a keepalive", len(got.Nodes), got.Nodes)
 	}
 }
+
+func parseMesh(s Snapshot) (*config.Mesh, error) { return config.Parse(s.Name, s.Data) }
