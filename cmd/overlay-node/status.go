@@ -53,7 +53,12 @@ func cmdStatus(args []string, stdout io.Writer) error {
 func writeStatus(w io.Writer, st *control.Status) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "mesh %s, node %s, interface %s, port %d\n", st.Mesh, st.Node, st.Interface, st.ListenPort)
-	fmt.Fprintf(&b, "public key: %s\n\n", st.PublicKey)
+	fmt.Fprintf(&b, "public key: %s\n", st.PublicKey)
+	if st.MeshSource == "etcd" {
+		fmt.Fprintf(&b, "mesh from etcd: revision %d, applied %s, watch reconnects %d\n",
+			st.MeshRevision, st.ConfigLoaded.UTC().Format(time.RFC3339), st.MeshWatchReconnects)
+	}
+	b.WriteByte('\n')
 
 	if len(st.Peers) == 0 {
 		b.WriteString("no peers\n")

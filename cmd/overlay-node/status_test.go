@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/overlay-node/overlay-node/cmd/internal/control"
 )
@@ -97,6 +98,17 @@ no_route            2
 		if len(line) > 80 {
 			t.Errorf("line wider than 80 columns (%d): %q", len(line), line)
 		}
+	}
+}
+
+// A node whose mesh comes from etcd says which revision, since when.
+func TestWriteStatusEtcd(t *testing.T) {
+	st := &control.Status{Mesh: "demo", Node: "a", Interface: "ovl0", MeshSource: "etcd", MeshRevision: 42,
+		ConfigLoaded: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), MeshWatchReconnects: 1}
+	var b strings.Builder
+	writeStatus(&b, st)
+	if want := "mesh from etcd: revision 42, applied 2026-01-02T03:04:05Z, watch reconnects 1\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("got:\n%s\nwant the line %q", b.String(), want)
 	}
 }
 
