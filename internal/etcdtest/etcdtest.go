@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -31,7 +32,8 @@ type Server struct {
 	addr   string // client and peer IP
 	client int    // client port
 	peer   int
-	URL    string // client URL, http://IP:PORT
+	URL    string    // client URL, http://IP:PORT, or https with StartTLS
+	tls    *TLSFiles // nil: plain http
 
 	mu   sync.Mutex
 	proc *nstest.Proc // on host
@@ -81,7 +83,7 @@ func freePort(t testing.TB) int {
 
 func (s *Server) args() []string {
 	peer := fmt.Sprintf("http://%s:%d", s.addr, s.peer)
-	return []string{
+	args := []string{
 		"--name", "test", "--data-dir", filepath.Join(s.dir, "data"),
 		"--listen-client-urls", s.URL, "--advertise-client-urls", s.URL,
 		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
@@ -90,6 +92,10 @@ func (s *Server) args() []string {
 		// Room for a mesh file of tens of thousands of nodes in one value.
 		"--max-request-bytes", "33554432",
 	}
+	if s.tls != nil {
+		args = append(args, s.tls.args()...)
+	}
+	return args
 }
 
 // Start starts the server (again, after Stop), with the same data, and
@@ -159,6 +165,13 @@ func (s *Server) Output() string {
 func (s *Server) Client() *clientv3.Client {
 	s.t.Helper()
 	cfg := clientv3.Config{Endpoints: []string{s.URL}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()}
+	if s.tls != nil {
+		info := transport.TLSInfo{CertFile: s.tls.ClientCert, KeyFile: s.tls.ClientKey, TrustedCAFile: s.tls.CA}
+		var err error
+		if cfg.TLS, err = info.ClientConfig(); err != nil {
+			s.t.Fatal(err)
+		}
+	}
 	if s.host != nil {
 		h := s.host
 		cfg.DialOptions = []grpc.DialOption{grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {

@@ -209,3 +209,34 @@ func TestComposeSkipsClashes(t *testing.T) {
 }
 
 func parseMesh(s Snapshot) (*config.Mesh, error) { return config.Parse(s.Name, s.Data) }
+
+// With etcd's client certificate authentication, a client with the
+// certificate pushes and reads; one without is refused.
+func TestEtcdTLS(t *testing.T) {
+	srv, files := etcdtest.StartTLS(t)
+	cli, err := Dial(EtcdConfig{Endpoints: []string{srv.URL}, CertFile: files.ClientCert, KeyFile: files.ClientKey, CAFile: files.CA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	rev, err := Push(ctx(t), cli, "/t", []byte(testMesh(t, 1)))
+	if err != nil {
+		t.Fatalf("push with a client certificate: %v", err)
+	}
+	if s, err := NewEtcd(cli, "/t", quiet).Read(ctx(t)); err != nil || s.Revision != rev {
+		t.Fatalf("read with a client certificate: revision %d, %v; want %d", s.Revision, err, rev)
+	}
+
+	anon, err := Dial(EtcdConfig{Endpoints: []string{srv.URL}, CAFile: files.CA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anon.Close()
+	short, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err = Push(short, anon, "/t", []byte(testMesh(t, 1)))
+	if err == nil {
+		t.Fatal("push without a client certificate succeeded")
+	}
+	t.Logf("without a client certificate: %v", err)
+}
