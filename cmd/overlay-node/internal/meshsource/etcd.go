@@ -298,11 +298,12 @@ func sleep(ctx context.Context, d time.Duration) {
 }
 
 // compose is the mesh a node runs: the pushed file followed by a [[node]]
-// for every member that does not clash with it. A member whose name, key
-// or address a pushed node (or an earlier member) has is left out and
-// logged, so that one bad record cannot make every revision invalid. A
-// pushed file that is itself invalid is returned as it is, for the node
-// to reject with its positions.
+// for every member that fits it. A member whose name, key or address a
+// pushed node (or an earlier member) has, whose address is outside the
+// pool, or whose record does not validate, is left out and logged, so
+// that no member record can make a revision invalid. A pushed file that
+// is itself invalid is returned as it is, for the node to reject with its
+// positions.
 func compose(name string, pushed []byte, members []Member, log *slog.Logger) []byte {
 	if len(members) == 0 {
 		return pushed
@@ -322,8 +323,7 @@ func compose(name string, pushed []byte, members []Member, log *slog.Logger) []b
 		}
 	}
 	slices.SortFunc(members, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
-	var b strings.Builder
-	b.Write(pushed)
+	fit := members[:0]
 	for _, m := range members {
 		addr, err := netip.ParsePrefix(m.Address)
 		switch {
@@ -335,9 +335,54 @@ func compose(name string, pushed []byte, members []Member, log *slog.Logger) []b
 			continue
 		}
 		names[m.Name], keys[m.PublicKey], addrs[addr.Addr()] = true, true, true
-		m.writeTOML(&b)
+		fit = append(fit, m)
 	}
-	return []byte(b.String())
+	// What else can be wrong with a record (a name that is no DNS label, a
+	// bad key or endpoint) shows in the whole mesh, at the record's lines.
+	for {
+		data, lines := appendMembers(pushed, fit)
+		_, err := config.Parse(name, data)
+		var list config.ErrorList
+		if err == nil || !errors.As(err, &list) {
+			return data
+		}
+		bad := make(map[int]bool)
+		for _, e := range list {
+			i, _ := slices.BinarySearch(lines, e.Line+1)
+			if i == 0 || e.Line >= lines[len(lines)-1] {
+				return data // not a member's fault
+			}
+			bad[i-1] = true
+			log.Warn("etcd: ignoring member: its record is invalid", "member", fit[i-1].Name, "err", e.Msg)
+		}
+		kept := fit[:0]
+		for i, m := range fit {
+			if !bad[i] {
+				kept = append(kept, m)
+			}
+		}
+		fit = kept
+	}
+}
+
+// appendMembers returns pushed followed by the members' [[node]] tables,
+// and the line each table starts at, and, last, the line after them.
+func appendMembers(pushed []byte, members []Member) ([]byte, []int) {
+	var b strings.Builder
+	b.Write(pushed)
+	if len(pushed) > 0 && pushed[len(pushed)-1] != '\n' {
+		b.WriteByte('\n')
+	}
+	line := strings.Count(b.String(), "\n") + 1
+	lines := make([]int, 0, len(members)+1)
+	for _, m := range members {
+		lines = append(lines, line)
+		start := b.Len()
+		m.writeTOML(&b)
+		line += strings.Count(b.String()[start:], "\n")
+	}
+	lines = append(lines, line)
+	return []byte(b.String()), lines
 }
 
 // Client is the etcd client the source reads with.

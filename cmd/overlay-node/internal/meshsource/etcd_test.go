@@ -169,6 +169,10 @@ func TestJoinConcurrent(t *testing.T) {
 		t.Fatalf("mesh has %d nodes, want %d", got, n+1)
 	}
 
+	// A record that would not validate is refused before it is written.
+	if _, err := Join(ctx(t), cli, "/t", Member{Name: "Bad_Name", PublicKey: testKey(t)}, 10*time.Second, quiet); err == nil || !strings.Contains(err.Error(), "record is invalid") {
+		t.Fatalf("join as Bad_Name: got %v, want the record refused", err)
+	}
 	// The same name under another key is refused, even at once.
 	if _, err := Join(ctx(t), cli, "/t", Member{Name: "j0", PublicKey: testKey(t)}, 10*time.Second, quiet); err == nil {
 		t.Fatal("a second j0 joined")
@@ -198,6 +202,8 @@ func TestComposeSkipsClashes(t *testing.T) {
 		{Name: "b", PublicKey: m.Nodes[0].PublicKey.String(), Address: "10.100.1.2/24"}, // its key
 		{Name: "c", PublicKey: testKey(t), Address: "10.100.2.1/24"},                    // outside the pool
 		{Name: "d", PublicKey: testKey(t), Address: "10.100.1.4/24", Groups: []string{"web"}},
+		{Name: "Bad_Name", PublicKey: testKey(t), Address: "10.100.1.5/24"}, // no DNS label
+		{Name: "e", PublicKey: "not a key", Address: "10.100.1.6/24"},
 	}
 	got, err := config.Parse("c", compose("c", []byte(pushed), members, quiet))
 	if err != nil {

@@ -163,6 +163,9 @@ func (m *Membership) join(ctx context.Context) error {
 			used[a] = true
 		}
 	}
+	if err := checkRecord(mesh, kvs[0].Value, m.me, used); err != nil {
+		return err
+	}
 	lease, err := m.cli.Grant(ctx, int64(m.ttl/time.Second))
 	if err != nil {
 		return fmt.Errorf("join: lease: %w", err)
@@ -256,4 +259,36 @@ func (m *Membership) keep(ctx context.Context) {
 			sleep(ctx, time.Second)
 		}
 	}
+}
+
+// checkRecord refuses a record that would not validate in the mesh (a
+// name that is no DNS label, a bad endpoint or group), before it is
+// written: the others would leave it out.
+func checkRecord(mesh *config.Mesh, pushed []byte, me Member, used map[netip.Addr]bool) error {
+	var addr netip.Prefix
+	mesh.PoolAddresses(func(a netip.Prefix) bool {
+		addr = a
+		return used[a.Addr()]
+	})
+	if !addr.IsValid() || used[addr.Addr()] {
+		return fmt.Errorf("join: the pool %s is full (hint: widen [mesh] pool and push it)", mesh.Pool)
+	}
+	me.Address = addr.String()
+	data, lines := appendMembers(pushed, []Member{me})
+	if _, err := config.Parse("--join", data); err != nil {
+		var list config.ErrorList
+		if errors.As(err, &list) {
+			var msgs []string
+			for _, e := range list {
+				if e.Line >= lines[0] {
+					msgs = append(msgs, e.Key+": "+e.Msg)
+				}
+			}
+			if len(msgs) > 0 {
+				return fmt.Errorf("join: this node's record is invalid: %s", strings.Join(msgs, "; "))
+			}
+		}
+		return fmt.Errorf("join: %w", err)
+	}
+	return nil
 }
