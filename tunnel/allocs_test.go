@@ -72,7 +72,7 @@ func TestReceivePathNoAllocs(t *testing.T) {
 	establish(t, a, b)
 	b.tun.SetDiscard(true)
 	sess := a.dev.Peers()[0].current.Load()
-	r, free := newRecvScratch(encap.BatchSize, newTUNWriter(b.dev.tun, b.dev.vnet))
+	r, free := newRecvScratch(encap.BatchSize)
 	defer free()
 	const trains, perTrain = 4, encap.MaxGSOSegments
 	plain := ipv4Packet(a.addr, b.addr, make([]byte, 900)) // 64 of them fill a 64 KiB train

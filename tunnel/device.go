@@ -16,6 +16,7 @@ import (
 	"github.com/overlay-node/overlay-node/crypto"
 	"github.com/overlay-node/overlay-node/encap"
 	"github.com/overlay-node/overlay-node/routing"
+	"github.com/overlay-node/overlay-node/tundev"
 )
 
 // Config is what the engine needs to run one node.
@@ -39,8 +40,7 @@ type Options struct {
 // Its fields are grouped by how they are synchronised.
 type Device struct {
 	// Immutable after New. The pointed-to values synchronise themselves.
-	tun         tun.Device
-	vnet        vnetTUN // the TUN file behind its virtio-net header, if any
+	tun         tundev.Device
 	bind        encap.Bind
 	log         *slog.Logger
 	clock       Clock
@@ -111,8 +111,6 @@ func New(tdev tun.Device, bind encap.Bind, cfg Config, opt Options) (*Device, er
 	}
 	id := crypto.NewIdentity(cfg.PrivateKey)
 	d := &Device{
-		tun:        tdev,
-		vnet:       vnetOf(tdev),
 		bind:       bind,
 		log:        opt.Logger,
 		clock:      opt.Clock,
@@ -124,12 +122,23 @@ func New(tdev tun.Device, bind encap.Bind, cfg Config, opt Options) (*Device, er
 		handshakes: make(chan *handshakeElem, HandshakeQueueSize),
 		limitedLog: newRateLimitedLogger(opt.Logger, opt.Clock),
 	}
+	d.tun = tundev.New(tdev, tundev.Options{Drop: d.countTUNDrop})
 	set, _, err := d.buildPeerSet(&peerSet{}, cfg.Peers)
 	if err != nil {
 		return nil, err
 	}
 	d.peers.Store(set)
 	return d, nil
+}
+
+// countTUNDrop counts a frame the TUN driver discarded.
+func (d *Device) countTUNDrop(r tundev.Drop) {
+	switch r {
+	case tundev.DropTooBig:
+		d.drops.add(DropTooBig, 1)
+	default:
+		d.drops.add(DropMalformed, 1)
+	}
 }
 
 // newPeer sets up p, a zero Peer, for pc. Peers come from one slab per

@@ -6,11 +6,10 @@ import (
 	"sync"
 	"time"
 
-	"golang.zx2c4.com/wireguard/tun"
-
 	"github.com/overlay-node/overlay-node/crypto"
 	"github.com/overlay-node/overlay-node/encap"
 	"github.com/overlay-node/overlay-node/packet"
+	"github.com/overlay-node/overlay-node/tundev"
 )
 
 // The inside pipeline: TUN to UDP.
@@ -48,7 +47,7 @@ func newSendScratch(batch int) (*sendScratch, func()) {
 		out:   make([][]byte, 0, batch),
 	}
 	var free func()
-	s.bufs, free = batchBuffers(batch, BufferSize)
+	s.bufs, free = tundev.BatchBuffers(batch, BufferSize)
 	s.seal.counters = make([]uint64, batch)
 	return s, free
 }
@@ -73,16 +72,11 @@ func (d *Device) routineReadTUN() {
 	defer d.wg.Done()
 	s, free := newSendScratch(d.tun.BatchSize())
 	defer free()
-	in := newTUNReader(d.tun, d.vnet, &d.drops)
 	for {
-		n, err := in.read(s.bufs, s.sizes)
+		n, err := d.tun.Read(s.bufs, s.sizes)
 		if err != nil {
 			if d.isClosed() || errors.Is(err, os.ErrClosed) {
 				return
-			}
-			if errors.Is(err, tun.ErrTooManySegments) {
-				d.drops.add(DropTooBig, 1)
-				continue
 			}
 			d.limitedLog.warn("tun read failed", "err", err)
 			if n == 0 {

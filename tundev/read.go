@@ -1,67 +1,42 @@
-package tunnel
+package tundev
 
-import (
-	"golang.org/x/sys/unix"
-	"golang.zx2c4.com/wireguard/tun"
-)
+import "golang.zx2c4.com/wireguard/tun"
 
-// tunReader fills a batch from the TUN device. With the device's
-// virtio-net header on it reads the file itself: one blocking read, then
-// non-blocking reads while single packets are queued, so a stream of small
+// reader fills a batch from a Framed device: one blocking read, then
+// non-blocking reads while frames are queued, so a stream of small
 // packets (which the kernel hands over one per read) still leaves in
 // batches, as one GSO train where they are of a size. Super-packets are
-// split by splitGSO. Otherwise, and for the in-memory TUN of tests, it
-// uses tun.Device.Read.
-type tunReader struct {
-	dev  tun.Device
-	vnet vnetTUN // file nil: use dev.Read
-
-	drops *dropCounters
+// split by splitGSO.
+type reader struct {
+	dev  Framed
+	drop func(Drop)
 
 	// A super-packet that did not fit in the rest of a batch waits in
 	// carry (a buffer swapped out of the batch for spare) for the next.
 	carry, spare []byte
 	carrySize    int
-
-	// One non-blocking read: its buffer and result, and the function that
-	// does it, bound once so a read allocates nothing.
-	nbBuf  []byte
-	nbN    int
-	nbErr  error
-	nbRead func(fd uintptr) bool
 }
 
-func newTUNReader(dev tun.Device, vnet vnetTUN, drops *dropCounters) *tunReader {
-	r := &tunReader{dev: dev, vnet: vnet, drops: drops}
-	r.nbRead = r.readNonBlocking
-	return r
-}
-
-func (r *tunReader) readNonBlocking(fd uintptr) bool {
-	r.nbN, r.nbErr = unix.Read(int(fd), r.nbBuf)
-	return true // never park: EAGAIN just ends the batch
+func newReader(dev Framed, drop func(Drop)) *reader {
+	return &reader{dev: dev, drop: drop}
 }
 
 // read fills bufs (packets behind HeaderRoom) and sizes, and returns how
-// many it filled. A size of 0 marks a slot to skip. Frames it cannot use
-// are counted in drops and skipped.
-func (r *tunReader) read(bufs [][]byte, sizes []int) (int, error) {
-	if r.vnet.file == nil {
-		return r.dev.Read(bufs, sizes, HeaderRoom)
-	}
+// many it filled. Frames it cannot use are counted with drop and skipped.
+func (r *reader) read(bufs [][]byte, sizes []int) (int, error) {
 	n := 0
 	if r.carry != nil {
 		copy(bufs[0], r.carry[:HeaderRoom+r.carrySize])
 		r.spare, r.carry = r.carry, nil
 		m, err := splitGSO(bufs, sizes, r.carrySize, getVirtioHdr(bufs[0][HeaderRoom-virtioHdrLen:]))
 		if err != nil {
-			r.drops.add(dropFor(err), 1)
+			r.drop(dropFor(err))
 		} else {
 			return m, nil // a super-packet ends its batch, as below
 		}
 	}
 	for n < len(bufs) {
-		nr, err := r.readFrame(bufs[n][HeaderRoom-virtioHdrLen:], n == 0)
+		nr, err := r.dev.ReadFrame(bufs[n][HeaderRoom-virtioHdrLen:], n == 0)
 		if err != nil {
 			return n, err
 		}
@@ -79,7 +54,7 @@ func (r *tunReader) read(bufs [][]byte, sizes []int) (int, error) {
 			break
 		}
 		if err != nil {
-			r.drops.add(dropFor(err), 1)
+			r.drop(dropFor(err))
 			continue
 		}
 		n += m
@@ -93,34 +68,17 @@ func (r *tunReader) read(bufs [][]byte, sizes []int) (int, error) {
 	return n, nil
 }
 
-func dropFor(err error) DropReason {
+func dropFor(err error) Drop {
 	if err == tun.ErrTooManySegments {
 		return DropTooBig
 	}
 	return DropMalformed
 }
 
-// readFrame reads one frame into b, waiting for it when block is set;
-// otherwise it returns 0 when nothing is queued.
-func (r *tunReader) readFrame(b []byte, block bool) (int, error) {
-	if block {
-		return r.vnet.file.Read(b)
-	}
-	r.nbBuf = b
-	if err := r.vnet.raw.Read(r.nbRead); err != nil {
-		return 0, err
-	}
-	r.nbBuf = nil
-	if r.nbErr == unix.EAGAIN {
-		return 0, nil
-	}
-	return r.nbN, r.nbErr
-}
-
 // frame turns the frame read into bufs[0] (virtio-net header in the
 // header room, then the packet; nr bytes in all) into packets in bufs,
 // and returns how many.
-func (r *tunReader) frame(bufs [][]byte, sizes []int, nr int) (int, error) {
+func (r *reader) frame(bufs [][]byte, sizes []int, nr int) (int, error) {
 	if nr < virtioHdrLen+1 {
 		return 0, errBadVirtioHdr
 	}

@@ -1,4 +1,4 @@
-package tunnel
+package tundev
 
 import (
 	"encoding/binary"
@@ -11,6 +11,12 @@ import (
 // packets of at most gsoSize payload, each with its own headers and
 // checksums, as a NIC would. Each packet is then sealed on its own:
 // WireGuard carries IP packets, not super-packets.
+
+// The IP header lengths a super-packet's transport header must follow.
+const (
+	ipv4HeaderLen = 20
+	ipv6HeaderLen = 40
+)
 
 // completeChecksum finishes a partial checksum (VIRTIO_NET_HDR_F_NEEDS_CSUM
 // without GSO): the field holds the pseudo-header sum, and the sum over

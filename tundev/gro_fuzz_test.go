@@ -1,4 +1,4 @@
-package tunnel
+package tundev
 
 import (
 	"encoding/binary"

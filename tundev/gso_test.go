@@ -1,12 +1,10 @@
-package tunnel
+package tundev
 
 import (
 	"encoding/binary"
 	"errors"
-	"os"
 	"testing"
 
-	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/tun"
 )
 
@@ -161,80 +159,5 @@ func TestCompleteChecksum(t *testing.T) {
 	checkValid(t, pkt)
 	if err := completeChecksum(pkt, virtioHdr{csumStart: 20, csumOffset: uint16(len(pkt))}); err == nil {
 		t.Error("a checksum offset past the packet was accepted")
-	}
-}
-
-// seqpacketTUN stands in for the TUN file: a SOCK_SEQPACKET socket keeps
-// frame boundaries, and the test writes frames into its other end.
-func seqpacketTUN(t *testing.T) (*tunReader, *os.File) {
-	t.Helper()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.SetNonblock(fds[0], true); err != nil {
-		t.Fatal(err)
-	}
-	f, w := os.NewFile(uintptr(fds[0]), "tun"), os.NewFile(uintptr(fds[1]), "writer")
-	t.Cleanup(func() { f.Close(); w.Close() })
-	raw, err := f.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return newTUNReader(nil, vnetTUN{file: f, raw: raw}, new(dropCounters)), w
-}
-
-func writeFrame(t *testing.T, w *os.File, h virtioHdr, pkt []byte) {
-	t.Helper()
-	frame := make([]byte, virtioHdrLen+len(pkt))
-	putVirtioHdr(frame, h)
-	copy(frame[virtioHdrLen:], pkt)
-	if _, err := w.Write(frame); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// TestTUNReaderBatches: queued single packets leave in one batch, a
-// super-packet is split and ends the batch, bad frames are dropped and
-// counted, and a super-packet that does not fit the rest of a batch
-// starts the next one.
-func TestTUNReaderBatches(t *testing.T) {
-	r, w := seqpacketTUN(t)
-	super, h := superPacket(t, false, tcpRun(false, 1, 0, 6, 1000))
-	small := groPkt{udp: true, sport: 7, payload: 200}.build()[HeaderRoom:]
-	bufs := make([][]byte, 8)
-	for i := range bufs {
-		bufs[i] = make([]byte, BufferSize)
-	}
-	sizes := make([]int, len(bufs))
-	read := func(want int) {
-		t.Helper()
-		n, err := r.read(bufs, sizes)
-		if err != nil || n != want {
-			t.Fatalf("read %d packets, %v; want %d", n, err, want)
-		}
-	}
-
-	writeFrame(t, w, virtioHdr{}, small)
-	writeFrame(t, w, virtioHdr{gsoType: virtioGSOTCPv4}, super[HeaderRoom:]) // inconsistent: dropped
-	writeFrame(t, w, virtioHdr{}, small)
-	writeFrame(t, w, virtioHdr{}, small)
-	writeFrame(t, w, h, super[HeaderRoom:]) // needs 6 slots, 5 left: carried
-	read(3)
-	if sizes[0] != len(small) || sizes[2] != len(small) {
-		t.Errorf("sizes %v, want the small packets first", sizes[:3])
-	}
-	if got := r.drops[DropMalformed].Load(); got != 1 {
-		t.Errorf("%d malformed drops, want 1", got)
-	}
-
-	writeFrame(t, w, virtioHdr{}, small)
-	read(6) // the carried super-packet, which ends the batch
-	for k := range 6 {
-		checkValid(t, bufs[k][HeaderRoom:HeaderRoom+sizes[k]])
-	}
-	read(1) // the small packet waited for the next batch
-	if sizes[0] != len(small) {
-		t.Errorf("size %d, want %d", sizes[0], len(small))
 	}
 }

@@ -1,4 +1,4 @@
-package tunnel
+package tundev
 
 // heapBuffers returns n buffers of size bytes from the Go heap.
 func heapBuffers(n, size int) (bufs [][]byte, free func()) {
