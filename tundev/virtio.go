@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"math/bits"
-	"os"
-	"syscall"
 )
 
 // The virtio-net header that frames every packet read from or written to
@@ -88,14 +86,4 @@ func foldChecksum(sum uint64) uint16 {
 	sum = sum>>16 + sum&0xffff
 	sum = sum>>16 + sum&0xffff
 	return uint16(sum)
-}
-
-// vnetTUN is the TUN file the engine reads and writes itself, behind the
-// virtio-net header. It is found once per device (vnetOf); file is nil
-// when the device has no such header (other systems, old kernels, the
-// in-memory TUN of tests), and the engine uses tun.Device's Read and Write.
-type vnetTUN struct {
-	file *os.File
-	raw  syscall.RawConn
-	uso  bool // the device takes UDP GSO (Linux 6.2 and later)
 }
