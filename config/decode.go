@@ -16,8 +16,8 @@ import (
 
 // The keys each table accepts, in the order hints list them.
 var (
-	topKeys  = []string{"mesh", "node"}
-	meshKeys = []string{"name", "port", "mtu"}
+	topKeys  = []string{"mesh", "node", "service"}
+	meshKeys = []string{"name", "port", "mtu", "domain", "dns_upstream"}
 	nodeKeys = []string{"name", "public_key", "address", "endpoint", "subnets", "keepalive", "port"}
 )
 
@@ -87,6 +87,8 @@ func (d *decoder) decode(root *value) *Mesh {
 		case "node":
 			m.src.fields[k] = &field{val: v.at}
 			d.nodes(m, v)
+		case "service":
+			d.services(m, v)
 		default:
 			if d.unknown(v, "", k, topKeys) == "node" && !m.src.has("node") {
 				m.src.bad["node"] = true
@@ -130,6 +132,8 @@ func (d *decoder) meshTable(m *Mesh, v *value) {
 				}
 				m.MTU = int(n)
 			}
+		case "domain", "dns_upstream":
+			d.meshDNS(m, k, e)
 		default:
 			sug = append(sug, d.unknown(e, "mesh", k, meshKeys))
 			if k == "node" {
@@ -308,19 +312,21 @@ func (d *decoder) prefixes(src *source, key string, v *value, single bool, parse
 // unknown reports a key that table does not accept, suggesting the key that
 // was probably meant.
 func (d *decoder) unknown(v *value, table, key string, known []string) (suggested string) {
-	full, where := key, "the top level holds [mesh] and [[node]]"
+	full, where := key, "the top level holds [mesh], [[node]] and [[service]]"
 	switch table {
 	case "mesh":
 		full, where = "mesh."+key, "[mesh] keys are "+strings.Join(known, ", ")
 	case "node":
 		full, where = "node."+key, "[[node]] keys are "+strings.Join(known, ", ")
+	case "service":
+		full, where = "service."+key, "[[service]] keys are "+strings.Join(known, ", ")
 	}
 	hint := where
 	s := suggest(key, known)
 	switch {
-	case table != "" && (key == "mesh" || key == "node"):
+	case table != "" && (key == "mesh" || key == "node" || key == "service"):
 		// A top-level key written after a header lands in that table.
-		hint = fmt.Sprintf("%s belongs at the top level: write [mesh] and [[node]] headers instead", key)
+		hint = fmt.Sprintf("%s belongs at the top level: write [mesh], [[node]] and [[service]] headers instead", key)
 		s = ""
 	case s != "":
 		hint = fmt.Sprintf("did you mean %q? %s", s, where)

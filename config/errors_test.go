@@ -26,7 +26,7 @@ func TestParseErrors(t *testing.T) {
 		// Unknown keys.
 		{"unknown mesh key", head + "‸prot = 1\n" + nodeA, "mesh.prot", "unknown key", `did you mean "port"`},
 		{"unknown top key", "‸peer = 1\n" + head + nodeA, "peer", "unknown key", `did you mean "node"`},
-		{"unknown table", head + nodeA + "[‸service]\nname = \"x\"\n", "service", "unknown key", "[mesh] and [[node]]"},
+		{"unknown table", head + nodeA + "[‸firewall]\nname = \"x\"\n", "firewall", "unknown key", "[mesh], [[node]] and [[service]]"},
 		{"unknown node key", head + nodeA + nodeC("‸mtu = 1400\n"), "node.mtu", "unknown key", "[[node]] keys are name, public_key"},
 		{"misspelt node key", head + nodeA + "[[node]]\nname = \"c\"\npublic_key = \"" + keyC + "\"\n‸adress = \"10.100.0.3/24\"\n",
 			"node.adress", "unknown key", `did you mean "address"`},
@@ -164,36 +164,7 @@ func TestParseErrors(t *testing.T) {
 		{"quoted key", head + nodeA + nodeC("‸\"end point\" = \"x\"\n"), "node.end point", "unknown key", `did you mean "endpoint"`},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			doc, at := unmark(tt.doc)
-			if len(at) != 1 {
-				t.Fatalf("test document has %d markers, want 1", len(at))
-			}
-			m, err := Parse("test.toml", []byte(doc))
-			if err == nil {
-				t.Fatalf("Parse succeeded (mesh %q), want an error at %d:%d", m.Name, at[0].Line, at[0].Col)
-			}
-			list := errorList(t, err)
-			if len(list) != 1 {
-				t.Fatalf("got %d errors, want 1:\n%v", len(list), err)
-			}
-			e := list[0]
-			if e.Line != at[0].Line || e.Col != at[0].Col {
-				t.Errorf("got position %d:%d, want %d:%d\n%v", e.Line, e.Col, at[0].Line, at[0].Col, e)
-			}
-			if e.Key != tt.key {
-				t.Errorf("got key %q, want %q", e.Key, tt.key)
-			}
-			if !strings.Contains(e.Msg, tt.msg) {
-				t.Errorf("got message %q, want it to contain %q", e.Msg, tt.msg)
-			}
-			if !strings.Contains(e.Hint, tt.hint) || e.Hint == "" {
-				t.Errorf("got hint %q, want a hint containing %q", e.Hint, tt.hint)
-			}
-			if want := fmt.Sprintf("test.toml:%d:%d: ", e.Line, e.Col); !strings.HasPrefix(e.Error(), want) {
-				t.Errorf("got %q, want it to start with %q", e.Error(), want)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { wantOneError(t, tt.doc, tt.key, tt.msg, tt.hint) })
 	}
 }
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -62,4 +63,39 @@ func errorList(t *testing.T, err error) ErrorList {
 		t.Fatalf("got error %v (%T), want an ErrorList", err, err)
 	}
 	return list
+}
+
+// wantOneError parses doc, which has one marker, and checks that it yields
+// exactly one error, at the marker, with the given key, a message
+// containing msg and a non-empty hint containing hint.
+func wantOneError(t *testing.T, doc, key, msg, hint string) {
+	t.Helper()
+	doc, at := unmark(doc)
+	if len(at) != 1 {
+		t.Fatalf("test document has %d markers, want 1", len(at))
+	}
+	m, err := Parse("test.toml", []byte(doc))
+	if err == nil {
+		t.Fatalf("Parse succeeded (mesh %q), want an error at %d:%d", m.Name, at[0].Line, at[0].Col)
+	}
+	list := errorList(t, err)
+	if len(list) != 1 {
+		t.Fatalf("got %d errors, want 1:\n%v", len(list), err)
+	}
+	e := list[0]
+	if e.Line != at[0].Line || e.Col != at[0].Col {
+		t.Errorf("got position %d:%d, want %d:%d\n%v", e.Line, e.Col, at[0].Line, at[0].Col, e)
+	}
+	if e.Key != key {
+		t.Errorf("got key %q, want %q", e.Key, key)
+	}
+	if !strings.Contains(e.Msg, msg) {
+		t.Errorf("got message %q, want it to contain %q", e.Msg, msg)
+	}
+	if !strings.Contains(e.Hint, hint) || e.Hint == "" {
+		t.Errorf("got hint %q, want a hint containing %q", e.Hint, hint)
+	}
+	if want := fmt.Sprintf("test.toml:%d:%d: ", e.Line, e.Col); !strings.HasPrefix(e.Error(), want) {
+		t.Errorf("got %q, want it to start with %q", e.Error(), want)
+	}
 }

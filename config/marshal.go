@@ -10,13 +10,16 @@ import (
 // The shape of the mesh file, for encoding.
 type (
 	fileMesh struct {
-		Mesh fileMeshTable `toml:"mesh"`
-		Node []fileNode    `toml:"node"`
+		Mesh    fileMeshTable `toml:"mesh"`
+		Node    []fileNode    `toml:"node"`
+		Service []fileService `toml:"service,omitempty"`
 	}
 	fileMeshTable struct {
-		Name string `toml:"name"`
-		Port uint16 `toml:"port"`
-		MTU  int    `toml:"mtu"`
+		Name        string    `toml:"name"`
+		Port        uint16    `toml:"port"`
+		MTU         int       `toml:"mtu"`
+		Domain      string    `toml:"domain,omitempty"`
+		DNSUpstream *[]string `toml:"dns_upstream,omitempty"` // nil when absent; [] is written
 	}
 	fileNode struct {
 		Name      string   `toml:"name"`
@@ -34,6 +37,7 @@ type (
 // the original file are not kept.
 func (m *Mesh) Marshal() ([]byte, error) {
 	f := fileMesh{Mesh: fileMeshTable{Name: m.Name, Port: m.Port, MTU: m.MTU}}
+	marshalDNS(m, &f)
 	for _, n := range m.Nodes {
 		fn := fileNode{
 			Name:      n.Name,

@@ -85,6 +85,13 @@ func strip(m *Mesh) *Mesh {
 			c.Nodes[i].Subnets = nil
 		}
 	}
+	c.Services = append([]Service(nil), m.Services...)
+	for i := range c.Services {
+		c.Services[i].Line, c.Services[i].src = 0, nil
+	}
+	if len(c.Services) == 0 {
+		c.Services = nil
+	}
 	return &c
 }
 

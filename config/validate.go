@@ -60,6 +60,7 @@ func (m *Mesh) validate() ErrorList {
 	v := &validator{m: m}
 	v.mesh()
 	v.nodes()
+	v.dns()
 	return v.errs
 }
 
