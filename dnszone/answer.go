@@ -39,7 +39,7 @@ func (z *Zone) Answer(name string, qtype uint16, h Health) (r Result, ok bool) {
 		if match(rr, qtype) {
 			r.Answer = append(r.Answer, rr)
 			if qtype == dns.TypeNS {
-				r.Extra = z.glue
+				r.Extra = append(r.Extra, z.glue...) // a copy: the server appends its OPT
 			}
 		}
 	}

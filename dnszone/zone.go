@@ -61,7 +61,7 @@ type Zone struct {
 	domain string // FQDN, lower case
 	serial uint32
 	soa    *dns.SOA
-	glue   []dns.RR // the A/AAAA of the NS, for the additional section
+	glue   []dns.RR          // the A/AAAA of the NS, for the additional section
 	names  map[string]*entry // lower-case FQDN to what is there
 }
 
