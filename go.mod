@@ -3,6 +3,7 @@ module github.com/overlay-node/overlay-node
 go 1.26.8
 
 require (
+	github.com/miekg/dns v1.1.73
 	github.com/pelletier/go-toml/v2 v2.4.3
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/client_model v0.6.3

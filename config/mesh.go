@@ -34,7 +34,13 @@ type Mesh struct {
 	Port  uint16 // [mesh] port: the default UDP listen port of every node
 	MTU   int    // [mesh] mtu: the TUN MTU
 	Nodes []Node // every [[node]], in file order
-	Hash  string // hex SHA-256 of the file's bytes, to tell whether a reload changed anything
+
+	// Service discovery (dns.go). An empty Domain turns DNS off.
+	Domain      string           // [mesh] domain: lower case, without the trailing dot
+	DNSUpstream []netip.AddrPort // [mesh] dns_upstream; nil when absent (use the host's resolv.conf), empty when [] (refuse outside names)
+	Services    []Service        // every [[service]], in file order
+
+	Hash string // hex SHA-256 of the file's bytes, to tell whether a reload changed anything
 
 	// Segmentation. With no Allow rules every flow between members passes.
 	Deny         string   // [mesh] deny: what a denied packet gets, "reject" or "drop"; "" means "reject"

@@ -63,6 +63,7 @@ func (m *Mesh) validate(decoded bool) ErrorList {
 	v.mesh()
 	v.nodes()
 	v.segmentation(decoded)
+	v.dns()
 	return v.errs
 }
 
