@@ -41,7 +41,9 @@ func flowKey(p *packet.Packet, dir Direction) (key, bool) {
 	case p.IsICMPEcho():
 		k.dstPort = echoBit | uint32(p.ICMPID)
 	}
-	if c := bytes.Compare(k.src[:], k.dst[:]); c < 0 || c == 0 && k.srcPort <= k.dstPort {
+	// A tuple that is its own reverse is one flow with its Out twin.
+	c := bytes.Compare(k.src[:], k.dst[:])
+	if c < 0 || c == 0 && (k.srcPort < k.dstPort || k.srcPort == k.dstPort && dir == Out) {
 		return k, false
 	}
 	return k.reversed(), true
