@@ -304,7 +304,8 @@ func (t *Table) shardOf(h uint64) *shard { return &t.shards[h>>t.shift] }
 
 // checkFlow checks a packet that carries its own flow's tuple.
 func (t *Table) checkFlow(p *packet.Packet, dir Direction, now int64) (Verdict, int) {
-	k, flipped := flowKey(p, dir)
+	var k key
+	flipped := k.setFlow(p, dir)
 	h := t.seed.hash(&k)
 	s := t.shardOf(h)
 	g := t.gen.Load()
@@ -365,7 +366,8 @@ func (t *Table) checkICMPError(p *packet.Packet, b []byte, dir Direction, now in
 		return DenyICMPQuote
 	}
 	// The quoted packet travelled the other way.
-	k, _ := flowKey(&q, dir^1)
+	var k key
+	k.setFlow(&q, dir^1)
 	h := t.seed.hash(&k)
 	s := t.shardOf(h)
 	g := t.gen.Load()

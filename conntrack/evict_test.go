@@ -17,7 +17,8 @@ func flowN(n int) pk {
 // tracked reports whether the flow of p in direction dir has a live entry,
 // without touching it.
 func (t *Table) tracked(p *packet.Packet, dir Direction, now int64) bool {
-	k, _ := flowKey(p, dir)
+	var k key
+	k.setFlow(p, dir)
 	h := t.seed.hash(&k)
 	s := t.shardOf(h)
 	s.mu.Lock()
@@ -61,7 +62,8 @@ func TestEviction(t *testing.T) {
 			kept := 0
 			for i := 1; i < n; i++ {
 				p, _ := flowN(i).parsed(t)
-				k, _ := flowKey(&p, Out)
+				var k key
+				k.setFlow(&p, Out)
 				s := tb.shardOf(tb.seed.hash(&k))
 				if tb.tracked(&p, Out, now) {
 					kept++

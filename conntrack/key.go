@@ -1,7 +1,6 @@
 package conntrack
 
 import (
-	"bytes"
 	"encoding/binary"
 	"math/bits"
 	"net/netip"
@@ -17,22 +16,48 @@ const echoBit = 1 << 16
 
 // key identifies a flow: its tuple and the direction it was seen in. In
 // the flow table a key is stored canonical (see flowKey); in the fragment
-// table srcPort holds the fragment ID.
+// table srcPort holds the fragment ID. Addresses are held as big-endian
+// halves of their 16 bytes (IPv4 as IPv4-mapped IPv6, told apart by v6),
+// so that ordering, hashing and comparing them is a few word operations.
 type key struct {
-	src, dst         [16]byte // IPv4 as IPv4-mapped IPv6, told apart by v6
-	srcPort, dstPort uint32   // ports, an echo identifier with echoBit, or 0
+	srcHi, srcLo     uint64
+	dstHi, dstLo     uint64
+	srcPort, dstPort uint32 // ports, an echo identifier with echoBit, or 0
 	proto            uint8
 	v6               bool
 	dir              Direction
 }
 
-// flowKey returns the canonical key of the flow that p, seen in direction
-// dir, belongs to, and whether canonical means reversed. A tuple and its
-// reverse in the other direction are one flow; the canonical key is the
-// orientation whose source sorts first, so one lookup finds the flow from
-// either end.
-func flowKey(p *packet.Packet, dir Direction) (key, bool) {
-	k := key{src: p.Src.As16(), dst: p.Dst.As16(), proto: p.Proto, v6: p.Version == 6, dir: dir}
+// halves returns the big-endian halves of a's 16 bytes.
+func halves(a netip.Addr) (hi, lo uint64) {
+	if a.Is4() { // the common case, cheaper through As4
+		b := a.As4()
+		return 0, 0xffff<<32 | uint64(binary.BigEndian.Uint32(b[:]))
+	}
+	b := a.As16()
+	return binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+}
+
+func addrOf(hi, lo uint64, v6 bool) netip.Addr {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], hi)
+	binary.BigEndian.PutUint64(b[8:], lo)
+	a := netip.AddrFrom16(b)
+	if !v6 {
+		return a.Unmap()
+	}
+	return a
+}
+
+// setFlow sets k to the canonical key of the flow that p, seen in
+// direction dir, belongs to, and reports whether canonical means reversed.
+// A tuple and its reverse in the other direction are one flow; the
+// canonical key is the orientation whose source sorts first, so one lookup
+// finds the flow from either end.
+func (k *key) setFlow(p *packet.Packet, dir Direction) (flipped bool) {
+	*k = key{proto: p.Proto, v6: p.Version == 6, dir: dir}
+	k.srcHi, k.srcLo = halves(p.Src)
+	k.dstHi, k.dstLo = halves(p.Dst)
 	switch {
 	case p.HasPorts:
 		k.srcPort, k.dstPort = uint32(p.SrcPort), uint32(p.DstPort)
@@ -41,31 +66,50 @@ func flowKey(p *packet.Packet, dir Direction) (key, bool) {
 	case p.IsICMPEcho():
 		k.dstPort = echoBit | uint32(p.ICMPID)
 	}
-	// A tuple that is its own reverse is one flow with its Out twin.
-	c := bytes.Compare(k.src[:], k.dst[:])
-	if c < 0 || c == 0 && (k.srcPort < k.dstPort || k.srcPort == k.dstPort && dir == Out) {
-		return k, false
+	if k.ordered() {
+		return false
 	}
-	return k.reversed(), true
+	k.reverse()
+	return true
+}
+
+// ordered reports whether k is the canonical one of its flow's two
+// orientations. A tuple that is its own reverse is one flow with its Out twin.
+func (k *key) ordered() bool {
+	switch {
+	case k.srcHi != k.dstHi:
+		return k.srcHi < k.dstHi
+	case k.srcLo != k.dstLo:
+		return k.srcLo < k.dstLo
+	case k.srcPort != k.dstPort:
+		return k.srcPort < k.dstPort
+	}
+	return k.dir == Out
 }
 
 // fragmentKey returns the key under which the datagram of fragment p,
 // seen in direction dir, is remembered.
 func fragmentKey(p *packet.Packet, dir Direction) key {
-	return key{src: p.Src.As16(), dst: p.Dst.As16(), proto: p.Proto, v6: p.Version == 6, dir: dir, srcPort: p.FragID}
+	k := key{proto: p.Proto, v6: p.Version == 6, dir: dir, srcPort: p.FragID}
+	k.srcHi, k.srcLo = halves(p.Src)
+	k.dstHi, k.dstLo = halves(p.Dst)
+	return k
 }
 
-// reversed returns the key of the reply: the tuple reversed, the other direction.
-func (k *key) reversed() key {
-	return key{src: k.dst, dst: k.src, srcPort: k.dstPort, dstPort: k.srcPort, proto: k.proto, v6: k.v6, dir: k.dir ^ 1}
+// reverse turns k into the key of the reply: the tuple reversed, the other direction.
+func (k *key) reverse() {
+	k.srcHi, k.dstHi = k.dstHi, k.srcHi
+	k.srcLo, k.dstLo = k.dstLo, k.srcLo
+	k.srcPort, k.dstPort = k.dstPort, k.srcPort
+	k.dir ^= 1
 }
 
 // packet rebuilds the headers that matter to an Admitter of the first
 // packet of the flow k (not canonicalised).
 func (k *key) packet() packet.Packet {
-	p := packet.Packet{Version: 4, Proto: k.proto, Src: netip.AddrFrom16(k.src).Unmap(), Dst: netip.AddrFrom16(k.dst).Unmap()}
+	p := packet.Packet{Version: 4, Proto: k.proto, Src: addrOf(k.srcHi, k.srcLo, k.v6), Dst: addrOf(k.dstHi, k.dstLo, k.v6)}
 	if k.v6 {
-		p.Version, p.Src, p.Dst = 6, netip.AddrFrom16(k.src), netip.AddrFrom16(k.dst)
+		p.Version = 6
 	}
 	switch {
 	case k.srcPort&echoBit != 0:
@@ -99,16 +143,15 @@ func newSeed(s uint64) seed {
 	return sd
 }
 
-// hash mixes k's 44 bytes with three independent 64×64→128-bit
-// multiplications (as wyhash does), about 15 cycles.
+// hash mixes k with three independent 64×64→128-bit multiplications (as
+// wyhash does), a few nanoseconds.
 func (sd *seed) hash(k *key) uint64 {
-	le := binary.LittleEndian
 	misc := uint64(k.proto) | uint64(k.dir)<<8
 	if k.v6 {
 		misc |= 1 << 16
 	}
-	return mum(le.Uint64(k.src[:8])^sd[0], le.Uint64(k.src[8:])^sd[1]) ^
-		mum(le.Uint64(k.dst[:8])^sd[2], le.Uint64(k.dst[8:])^sd[3]) ^
+	return mum(k.srcHi^sd[0], k.srcLo^sd[1]) ^
+		mum(k.dstHi^sd[2], k.dstLo^sd[3]) ^
 		mum(uint64(k.srcPort)|uint64(k.dstPort)<<32^sd[4], misc^sd[5])
 }
 

@@ -33,7 +33,7 @@ func (e *entry) refresh(p *packet.Packet, now int64) {
 func (e *entry) firstPacket() (packet.Packet, Direction) {
 	k := e.key
 	if e.flipped {
-		k = k.reversed()
+		k.reverse()
 	}
 	return k.packet(), k.dir
 }
