@@ -38,29 +38,38 @@ func TestNoAllocs(t *testing.T) {
 	next := 0
 
 	ack, _ := tcp(b4, a4, 1, 2, packet.TCPFlagACK).parsed(t)
+	inbound, _ := udp(b4, a4, 7, 7).parsed(t)
 	first, _ := udp(a4, b4, 1, 2).frag(0, true, 1).parsed(t)
 	rest, _ := udp(a4, b4, 1, 2).frag(8, false, 1).parsed(t)
+	stray, _ := udp(a4, b4, 1, 2).frag(8, false, 2).parsed(t)
+	fragTable := New(0, outOnly)
+	fragTable.Check(&first, nil, Out, now)
 	tests := []struct {
 		name string
-		f    func()
+		want Verdict
+		f    func() Verdict
 	}{
-		{"established", func() { tb.Check(&out[0], nil, Out, now) }},
-		{"reply", func() { tb.Check(&back[0], nil, In, now) }},
-		{"new flow with eviction", func() {
-			small.Check(&many[next], nil, Out, now)
+		{"established", PassEstablished, func() Verdict { v, _ := tb.Check(&out[0], nil, Out, now); return v }},
+		{"reply", PassEstablished, func() Verdict { v, _ := tb.Check(&back[0], nil, In, now); return v }},
+		{"new flow with eviction", PassNew, func() Verdict {
+			v, _ := small.Check(&many[next], nil, Out, now)
 			next = (next + 1) % len(many)
+			return v
 		}},
-		{"denied by policy", func() { tb.Check(&back[1%len(back)], nil, Out|In, now) }},
-		{"denied tcp without syn", func() { tb.Check(&ack, nil, In, now) }},
-		{"icmp error", func() { tb.Check(&errPkt, errBytes, In, now) }},
-		{"fragments", func() {
-			tb.Check(&first, nil, Out, now)
-			tb.Check(&rest, nil, Out, now)
-		}},
+		{"denied by policy", DenyPolicy, func() Verdict { v, _ := tb.Check(&inbound, nil, In, now); return v }},
+		{"denied tcp without syn", DenyTCPNotSYN, func() Verdict { v, _ := tb.Check(&ack, nil, In, now); return v }},
+		{"icmp error", PassRelated, func() Verdict { v, _ := tb.Check(&errPkt, errBytes, In, now); return v }},
+		{"first fragment", PassEstablished, func() Verdict { v, _ := fragTable.Check(&first, nil, Out, now); return v }},
+		{"fragment", PassFragment, func() Verdict { v, _ := fragTable.Check(&rest, nil, Out, now); return v }},
+		{"stray fragment", DenyFragment, func() Verdict { v, _ := fragTable.Check(&stray, nil, Out, now); return v }},
 	}
 	for _, tt := range tests {
-		if n := testing.AllocsPerRun(1000, tt.f); n != 0 {
+		var got Verdict
+		if n := testing.AllocsPerRun(1000, func() { got = tt.f() }); n != 0 {
 			t.Errorf("%s: got %v allocations, want 0", tt.name, n)
+		}
+		if got != tt.want {
+			t.Errorf("%s: got %v, want %v", tt.name, got, tt.want)
 		}
 	}
 	// A reload allocates its generation; the re-check at the next packet adds nothing.

@@ -222,7 +222,7 @@ func newSeeded(maxFlows int, a Admitter, seed uint64) *Table {
 	for n > 1 && n > maxFlows {
 		n /= 2
 	}
-	t := &Table{shards: make([]shard, n), shift: 64, seed: newSeed(seed), max: maxFlows}
+	t := &Table{shards: make([]shard, n), shift: 64, seed: newSeed(seed)}
 	for m := n; m > 1; m /= 2 {
 		t.shift--
 	}
@@ -237,9 +237,6 @@ func newSeeded(maxFlows int, a Admitter, seed uint64) *Table {
 	t.gen.Store(&generation{admitter: a})
 	return t
 }
-
-// Max returns the most flows the table holds.
-func (t *Table) Max() int { return t.max }
 
 // SetAdmitter installs a as the admitter for new flows and starts a new
 // generation: each flow admitted before is put to a at its next packet,

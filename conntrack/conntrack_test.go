@@ -2,6 +2,8 @@ package conntrack
 
 import (
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -295,5 +297,43 @@ func TestVerdictNames(t *testing.T) {
 	}
 	if got := fmt.Sprint(In, Out); got != "in out" {
 		t.Errorf("directions: got %q, want \"in out\"", got)
+	}
+}
+
+// TestConcurrent runs one Out and three In goroutines, reloads and stats
+// readers at once on a small table (run it with -race).
+func TestConcurrent(t *testing.T) {
+	const limit = 256
+	tb := New(limit, allowAll())
+	out, back := parsedFlows(t, 1024)
+	var now atomic.Int64
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			pkts, dir := out, Out
+			if g > 0 {
+				pkts, dir = back, In
+			}
+			for i := range 20000 {
+				p := &pkts[(i*7+g*13)%len(pkts)]
+				if v, _ := tb.Check(p, nil, dir, now.Add(int64(time.Millisecond))); v == 0 || v >= numVerdicts {
+					t.Errorf("got verdict %d", v)
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for i := range 200 {
+			tb.SetAdmitter(notPort(uint16(i)))
+			if e := tb.Stats().Entries; e > limit {
+				t.Errorf("%d entries, more than %d", e, limit)
+			}
+		}
+	})
+	wg.Wait()
+	st := tb.Stats()
+	if st.Entries > limit || st.Evictions == 0 {
+		t.Errorf("entries %d (max %d), evictions %d: want at most max, and some evictions", st.Entries, limit, st.Evictions)
 	}
 }
