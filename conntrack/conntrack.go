@@ -286,13 +286,12 @@ func (t *Table) Check(p *packet.Packet, b []byte, dir Direction, now int64) (v V
 		v = t.checkICMPError(p, b, dir, now)
 	default:
 		v, rule = t.checkFlow(p, dir, now)
+		if v.Pass() && p.MoreFragments {
+			t.rememberFragment(p, dir, now)
+		}
 	}
 	if !v.Pass() {
 		t.denied[dir&1][v].Add(1)
-		return v, rule
-	}
-	if p.MoreFragments {
-		t.rememberFragment(p, dir, now)
 	}
 	return v, rule
 }

@@ -101,7 +101,7 @@ func (m *model) recheck(e *modelEntry, f modelFlow) bool {
 
 func (m *model) check(p *packet.Packet, b []byte, dir Direction, now int64) Verdict {
 	v := m.verdict(p, b, dir, now)
-	if v.Pass() && p.MoreFragments {
+	if v.Pass() && p.MoreFragments && p.FragOff == 0 && !p.IsICMPError() {
 		m.frags[modelFrag{p.Src, p.Dst, p.Proto, p.FragID, dir}] = now + int64(FragmentTimeout)
 	}
 	return v
