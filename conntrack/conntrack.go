@@ -71,7 +71,7 @@ const (
 	DefaultMax      = 65536            // flows tracked when the configuration does not say
 	ClosingLinger   = 10 * time.Second // a TCP flow's life after a FIN or RST, renewed by each packet
 	FragmentTimeout = 30 * time.Second // how long a passed first fragment lets the rest of its datagram through
-	MaxFragments    = 4096             // datagrams whose first fragment is remembered at once
+	MaxFragments    = 4096             // datagrams whose first fragment is remembered at once, at most as many as flows
 
 	maxShards   = 16 // a power of two; fewer when the maximum is smaller
 	sweepEvery  = 64 // packets per shard between two sweeps
@@ -232,7 +232,7 @@ func newSeeded(maxFlows int, a Admitter, seed uint64) *Table {
 			c++
 		}
 		t.shards[i].flows.init(c)
-		t.shards[i].frags.init(max(MaxFragments/n, 1))
+		t.shards[i].frags.init(max(min(MaxFragments, maxFlows)/n, 1))
 	}
 	t.gen.Store(&generation{admitter: a})
 	return t
