@@ -209,7 +209,7 @@ type shard struct {
 
 // New returns a Table that tracks at most maxFlows flows (DefaultMax when
 // maxFlows is not positive) and opens them as a decides. It allocates all
-// the table's storage at once: about 90 bytes per flow.
+// the table's storage at once: about 100 bytes per flow.
 func New(maxFlows int, a Admitter) *Table {
 	return newSeeded(maxFlows, a, rand.Uint64())
 }
