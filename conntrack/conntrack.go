@@ -105,7 +105,8 @@ type Admitter interface {
 	//
 	// Admit is called with a shard lock held, from several goroutines at
 	// once. It must be safe for concurrent use, must not block and must
-	// not call the Table.
+	// not call the Table. p is a copy: a pointer passed through an
+	// interface would escape, and cost an allocation per new flow.
 	Admit(p packet.Packet, dir Direction) (rule int, ok bool)
 }
 
