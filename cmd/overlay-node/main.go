@@ -31,6 +31,9 @@ commands:
                                say whether the rules allow a flow, and which rule decided
   status [--interface NAME] [--json]
                                show the running node's peers, handshakes, transfer and drops
+  doctor [--interface NAME] [--json] [NODE]
+                               check the running node from the bottom up and say what to fix
+  ping [--interface NAME] NODE ping a peer through the tunnel: RTT, endpoint, session age
   version                      print the version
 
 Run 'overlay-node <command> -h' for a command's flags.
@@ -68,6 +71,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdPolicy(args[1:], stdout, stderr)
 	case "status":
 		err = cmdStatus(args[1:], stdout)
+	case "doctor":
+		err = cmdDoctor(args[1:], stdout)
+	case "ping":
+		err = cmdPing(args[1:], stdout)
 	case "version", "--version":
 		err = cmdVersion(args[1:], stdout)
 	case "help", "-h", "--help":
