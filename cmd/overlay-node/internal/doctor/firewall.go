@@ -34,6 +34,9 @@ type packet struct {
 	dport uint16 // with proto
 	iif   string // input interface name
 	oif   string // output interface name
+	// fromNetwork says the packet came in from another host, so not on
+	// the loopback interface, whatever its iif.
+	fromNetwork bool
 }
 
 func (p packet) String() string {
@@ -99,10 +102,11 @@ func (rs *ruleset) eval(hook string, pkt packet) fwResult {
 		}
 		r := rs.evalChain(c, pkt, 0)
 		if r.kind == "" {
+			// Fell off the end: the policy decides, as surely as the
+			// packet got there.
+			r.kind = "accept"
 			if c.policy == "drop" {
-				r = chainResult{kind: "drop", sure: yes, by: fmt.Sprintf("%s: the chain's policy is drop", c.name)}
-			} else {
-				r = chainResult{kind: "accept", sure: yes}
+				r.kind, r.by = "drop", c.name+": the chain's policy is drop"
 			}
 		}
 		var res fwResult
@@ -134,7 +138,7 @@ const maxJumpDepth = 16
 
 func (rs *ruleset) evalChain(c *fwChain, pkt packet, depth int) chainResult {
 	var res chainResult
-	sure := yes // lowered by every maybe-match passed on the way
+	sure := yes // lowered by every accept on the way that may have applied
 	for _, r := range c.rules {
 		m := yes
 		for _, f := range r.matches {
@@ -173,21 +177,26 @@ func (rs *ruleset) evalChain(c *fwChain, pkt packet, depth int) chainResult {
 				res.maybeDrop = sub.maybeDrop
 			}
 			if sub.kind == "" {
+				sure = sure.and(sub.sure)
 				if r.verdict.kind == "goto" && m == yes {
+					res.sure = sure
 					return res
 				}
 				continue
 			}
-			s := sure.and(m).and(sub.sure)
-			if s == yes || sub.kind == "drop" && m == yes {
-				return chainResult{kind: sub.kind, sure: s, by: sub.by, maybeDrop: res.maybeDrop}
+			if m == yes {
+				return chainResult{kind: sub.kind, sure: sure.and(sub.sure), by: sub.by, maybeDrop: res.maybeDrop}
 			}
-			if sub.kind == "drop" && res.maybeDrop == "" {
-				res.maybeDrop = sub.by
+			if sub.kind == "drop" {
+				if res.maybeDrop == "" {
+					res.maybeDrop = sub.by
+				}
+				continue
 			}
 			sure = maybe
 		}
 	}
+	res.sure = sure
 	return res
 }
 
@@ -196,6 +205,8 @@ func matchEq(field func(packet) string, want func(string) bool) fwMatch {
 	return func(p packet) tri {
 		v := field(p)
 		switch {
+		case v == "" && p.fromNetwork && want("lo"):
+			return no
 		case v == "":
 			return maybe
 		case want(v):

@@ -332,7 +332,7 @@ func checkFirewall(ctx context.Context, r *Report, st *control.Status) {
 		warn bool // a drop that may apply is worth a warning
 	}
 	probes := []probe{
-		{"input", packet{proto: "udp", dport: st.ListenPort}, fmt.Sprintf("UDP to the mesh port %d", st.ListenPort), true},
+		{"input", packet{proto: "udp", dport: st.ListenPort, fromNetwork: true}, fmt.Sprintf("UDP to the mesh port %d", st.ListenPort), true},
 		{"input", packet{iif: st.Interface}, "overlay traffic to this host (in " + st.Interface + ")", false},
 	}
 	if len(st.Subnets) > 0 {
