@@ -34,6 +34,7 @@ commands:
   doctor [--interface NAME] [--json] [NODE]
                                check the running node from the bottom up and say what to fix
   ping [--interface NAME] NODE ping a peer through the tunnel: RTT, endpoint, session age
+  export wg-quick -c MESH NODE print the wg-quick file for NODE, a stock WireGuard peer
   version                      print the version
 
 Run 'overlay-node <command> -h' for a command's flags.
@@ -75,6 +76,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdDoctor(args[1:], stdout)
 	case "ping":
 		err = cmdPing(args[1:], stdout)
+	case "export":
+		err = cmdExport(args[1:], stdout, stderr)
 	case "version", "--version":
 		err = cmdVersion(args[1:], stdout)
 	case "help", "-h", "--help":
