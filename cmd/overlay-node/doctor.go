@@ -8,7 +8,7 @@ import (
 	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/doctor"
 )
 
-const doctorSynopsis = "doctor [--interface NAME] [--json] [NODE]"
+const doctorSynopsis = "doctor [--interface NAME] [--json] [--wait DURATION] [NODE]"
 
 // cmdDoctor checks the running node from the bottom up and says what to
 // fix. It exits 1 when any check fails.
