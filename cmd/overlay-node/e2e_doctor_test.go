@@ -82,6 +82,10 @@ func TestDoctorFailureModes(t *testing.T) {
 			t.Errorf("healthy node: no %q check", name)
 		}
 	}
+	out := a.host.MustExec(t, m.bin, "ping", "--interface", a.iface, "-n", "2", "b")
+	if !containsAll(string(out), "pong from b (10.100.0.2) via 192.168.100.2:51820 in ", "session from a handshake") {
+		t.Errorf("ping b: got %q", out)
+	}
 
 	for _, tc := range []struct {
 		name        string

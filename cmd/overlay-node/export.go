@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"path/filepath"
 	"strings"
 
 	"github.com/overlay-node/overlay-node/config"
@@ -62,7 +63,7 @@ func cmdExport(args []string, stdout, stderr io.Writer) error {
 // needs nft or iptables).
 func wgQuickFile(mesh *config.Mesh, self *config.Node) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# wg-quick file for node %s of mesh %s, written by overlay-node export from %s.\n", self.Name, mesh.Name, mesh.Path)
+	fmt.Fprintf(&b, "# wg-quick file for node %s of mesh %s, written by overlay-node export from %s.\n", self.Name, mesh.Name, filepath.Base(mesh.Path))
 	fmt.Fprintf(&b, "# Replace the PrivateKey placeholder with the private key whose public key is %s.\n", self.PublicKey)
 	if len(mesh.Allow) > 0 {
 		b.WriteString("# The mesh has [[allow]] rules: the overlay-nodes enforce them on their side; this peer enforces nothing.\n")
