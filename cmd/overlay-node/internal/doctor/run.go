@@ -238,12 +238,15 @@ func (c *peerCheck) handshake() {
 		c.r.ok(name, "last handshake "+age)
 		return
 	}
-	if c.pol != nil && !c.allowsICMP() {
+	if c.pol != nil && !c.allowsICMP() && c.p.UnansweredInitiations == 0 {
 		// The ping says nothing about the peer: judge by the daemon alone.
-		if c.p.UnansweredInitiations == 0 && c.p.LatestHandshakeAge != nil {
+		if c.p.LatestHandshakeAge != nil {
 			c.r.ok(name, "last handshake "+age)
-			return
+		} else {
+			c.r.add(name, Warn, "no handshake yet, and the rules deny the ping that would start one",
+				"send the peer traffic the rules allow, then run doctor again")
 		}
+		return
 	}
 	if !c.p.Endpoint.IsValid() {
 		c.r.add(name, Fail, "no endpoint to send a handshake to; last handshake "+age,
@@ -297,6 +300,8 @@ var commonPorts = []struct {
 	port  uint16
 }{{policy.ProtoICMP, 0}, {policy.ProtoTCP, 22}, {policy.ProtoUDP, 53}, {policy.ProtoTCP, 80}, {policy.ProtoTCP, 443}}
 
+// allowsICMP reports whether the rules let this node's echo request
+// reach the peer; the reply is part of the flow and passes.
 func (c *peerCheck) allowsICMP() bool {
 	self := selfAddr(c.st, c.ping.target)
 	if !self.IsValid() {
@@ -306,7 +311,7 @@ func (c *peerCheck) allowsICMP() bool {
 	if self.Is6() {
 		proto = policy.ProtoICMPv6
 	}
-	return c.pol.Decide(self, c.ping.target, proto, 0).Allow && c.pol.Decide(c.ping.target, self, proto, 0).Allow
+	return c.pol.Decide(self, c.ping.target, proto, 0).Allow
 }
 
 func selfAddr(st *control.Status, peer netip.Addr) netip.Addr {
@@ -359,7 +364,7 @@ func (c *peerCheck) pingLine() {
 		return
 	}
 	if c.pol != nil && !c.allowsICMP() {
-		c.r.add(name, Warn, fmt.Sprintf("no reply from %s: the mesh's rules deny ICMP between this node and %s", c.ping.target, c.p.Name),
+		c.r.add(name, Warn, fmt.Sprintf("no reply from %s: the mesh's rules deny ICMP from this node to %s", c.ping.target, c.p.Name),
 			"allow icmp in an [[allow]] rule to ping through the mesh")
 		return
 	}
