@@ -77,7 +77,7 @@ func TestDoctorFailureModes(t *testing.T) {
 	r := runDoctor(t, m, a)
 	logReport(t, r)
 	expectDoctor(t, r, true, nil)
-	for _, name := range append(localChecks, "peer b: endpoint", "peer b: handshake", "peer b: ping") {
+	for _, name := range append(localChecks, "peer b: endpoint", "peer b: underlay mtu", "peer b: handshake", "peer b: ping") {
 		if r.Find(name) == nil {
 			t.Errorf("healthy node: no %q check", name)
 		}
@@ -117,6 +117,13 @@ func TestDoctorFailureModes(t *testing.T) {
 		fix:     [][]string{{"ip", "link", "set", a.iface, "mtu", "1420"}},
 		peersOK: true,
 		fail:    map[string][]string{"interface": {"MTU is 1380", "1420"}},
+	}, {
+		// The underlay cannot carry a full-size sealed packet.
+		name:    "underlay MTU too small",
+		break_:  [][]string{{"ip", "link", "set", "eth0", "mtu", "1400"}},
+		fix:     [][]string{{"ip", "link", "set", "eth0", "mtu", "1500"}},
+		peersOK: true,
+		fail:    map[string][]string{"peer b: underlay mtu": {"eth0", "MTU 1400", "needs 1480", "mtu = 1340"}},
 	}, {
 		name: "firewall drop on the port",
 		break_: [][]string{{"nft", "add", "table", "inet", "doctortest"},

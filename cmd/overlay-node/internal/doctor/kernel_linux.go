@@ -373,3 +373,21 @@ func kernelChecks(ctx context.Context, r *Report, st *control.Status) {
 	checkFirewall(ctx, r, st)
 	checkPort(r, st)
 }
+
+// underlayMTU returns the link the kernel sends to ep through and the MTU
+// on the way: the route's own MTU if it sets one, else the link's.
+func underlayMTU(ep netip.Addr) (link string, mtu int, err error) {
+	rts, err := netlink.RouteGet(ep.AsSlice())
+	if err != nil || len(rts) == 0 {
+		return "", 0, fmt.Errorf("no route to %s: %v", ep, err)
+	}
+	l, err := netlink.LinkByIndex(rts[0].LinkIndex)
+	if err != nil {
+		return "", 0, err
+	}
+	mtu = l.Attrs().MTU
+	if rts[0].MTU > 0 && rts[0].MTU < mtu {
+		mtu = rts[0].MTU
+	}
+	return l.Attrs().Name, mtu, nil
+}

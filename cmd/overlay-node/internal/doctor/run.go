@@ -152,6 +152,7 @@ func checkPeers(ctx context.Context, r *Report, st *control.Status, mesh *config
 		}
 		pc := peerCheck{r: r, st: st, p: p, mesh: mesh, pol: pol, ping: results[i], wait: wait, localFailed: localFailed}
 		pc.endpoint()
+		pc.underlayMTU()
 		pc.handshake()
 		pc.policy()
 		pc.pingLine()
@@ -223,6 +224,40 @@ func (c *peerCheck) endpoint() {
 		saw += fmt.Sprintf(" (mesh file: %s; the peer roamed or the name resolved there)", written)
 	}
 	c.r.ok(name, saw)
+}
+
+// WireGuard's overhead on the wire: the outer IP header, UDP, and the
+// transport message's header and tag.
+const (
+	overheadIPv4 = 20 + 8 + 32
+	overheadIPv6 = 40 + 8 + 32
+)
+
+// underlayMTU: a full-size overlay packet, sealed, fits the link toward
+// the peer's endpoint. Where it does not, big packets are fragmented on
+// the way out and lost on the way in, while pings and handshakes pass.
+func (c *peerCheck) underlayMTU() {
+	if !c.p.Endpoint.IsValid() {
+		return
+	}
+	name := c.name("underlay mtu")
+	ep := c.p.Endpoint.Addr()
+	link, mtu, err := underlayMTU(ep)
+	if err != nil {
+		c.r.add(name, Warn, err.Error(), "check the route to "+ep.String())
+		return
+	}
+	need := c.st.MTU + overheadIPv4
+	if ep.Is6() {
+		need = c.st.MTU + overheadIPv6
+	}
+	if mtu < need {
+		c.r.add(name, Fail, fmt.Sprintf("%s toward %s has MTU %d; an overlay packet of the mesh MTU %d needs %d on the wire",
+			link, ep, mtu, c.st.MTU, need),
+			fmt.Sprintf("set [mesh] mtu = %d in the mesh file and restart the nodes, or raise %s's MTU to %d", mtu-(need-c.st.MTU), link, need))
+		return
+	}
+	c.r.ok(name, fmt.Sprintf("%s toward %s has MTU %d, %d needed", link, ep, mtu, need))
 }
 
 // handshake: the peer answers handshakes. When it does not, probes of its
