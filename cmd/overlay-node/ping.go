@@ -44,8 +44,9 @@ func cmdPing(args []string, stdout io.Writer) error {
 	if !target.IsValid() {
 		return fmt.Errorf("ping: peer %s has no overlay address in this node's prefixes", name)
 	}
-	lost := 0
+	sent, lost := 0, 0
 	for i := 0; *count == 0 || i < *count; i++ {
+		sent++
 		if i > 0 {
 			time.Sleep(time.Second)
 		}
@@ -69,7 +70,7 @@ func cmdPing(args []string, stdout io.Writer) error {
 			name, target, peer.Endpoint, rtt.Round(10*time.Microsecond), sessionAge(peer.LatestHandshakeAge))
 	}
 	if lost > 0 {
-		return fmt.Errorf("ping: %d of %d echo requests to %s unanswered (hint: overlay-node doctor %s)", lost, *count, name, name)
+		return fmt.Errorf("ping: %d of %d echo requests to %s unanswered (hint: overlay-node doctor %s)", lost, sent, name, name)
 	}
 	return nil
 }
