@@ -183,6 +183,10 @@ func TestDoctorFailureModes(t *testing.T) {
 			"peer b: handshake": {"port unreachable", "daemon is down", "start overlay-node on b"},
 			"peer b: ping":      {"no reply"},
 		})
+		out, err := a.host.Exec(t.Context(), m.bin, "ping", "--interface", a.iface, "-n", "1", "--wait", "1s", "b")
+		if err == nil || !containsAll(string(out), "no reply from b", "1 of 1 echo requests to b unanswered") {
+			t.Errorf("ping a peer that is down: got %v, %q; want exit 1 and no reply", err, out)
+		}
 	})
 }
 
