@@ -121,5 +121,8 @@ type peerCounters struct {
 	handshakesCompleted  atomic.Uint64
 	handshakesFailed     atomic.Uint64
 	lastHandshakeUnixNan atomic.Int64
-	drops                dropCounters
+	// unansweredInitiations counts initiations sent since the last
+	// handshake completed: what tells a peer that does not answer.
+	unansweredInitiations atomic.Uint64
+	drops                 dropCounters
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/overlay-node/overlay-node/cmd/internal/control"
+	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/sdnotify"
 	"github.com/overlay-node/overlay-node/config"
 	"github.com/overlay-node/overlay-node/crypto"
 	"github.com/overlay-node/overlay-node/tunnel"
@@ -73,15 +74,26 @@ func cmdUp(args []string, stdout, stderr io.Writer) error {
 	// big mesh's footprint: now that nothing refers to it, hand it back
 	// before settling down.
 	debug.FreeOSMemory()
+	notify(log, sdnotify.Ready(fmt.Sprintf("forwarding on %s", f.iface)))
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
+			notify(log, sdnotify.Reloading())
 			n.reload()
+			notify(log, sdnotify.Ready(fmt.Sprintf("forwarding on %s", f.iface)))
 			continue
 		}
 		log.Info("shutting down", "signal", sig.String())
 		break
 	}
+	notify(log, sdnotify.Stopping())
 	return n.stop()
+}
+
+// notify logs a failure to tell systemd: the node runs on regardless.
+func notify(log *slog.Logger, err error) {
+	if err != nil {
+		log.Warn("could not notify systemd", "err", err)
+	}
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {

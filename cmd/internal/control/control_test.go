@@ -62,7 +62,8 @@ func TestStatusJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantTop := []string{"schema", "time", "version", "mesh", "node", "interface", "public_key",
-		"listen_port", "mtu", "config_hash", "config_loaded", "peers", "drops"}
+		"listen_port", "mtu", "config_hash", "config_loaded", "mesh_file", "addresses", "subnets", "routes",
+		"peers", "drops"}
 	checkKeys(t, "status", got, wantTop)
 	if got["schema"] != float64(1) || got["mesh"] != "demo" || got["node"] != "a" || got["public_key"] != statstest.Key(1).String() {
 		t.Errorf("status: got %v", got)
@@ -78,7 +79,7 @@ func TestStatusJSON(t *testing.T) {
 	}
 	wantPeer := []string{"name", "public_key", "endpoint", "allowed_ips", "persistent_keepalive_seconds",
 		"latest_handshake", "latest_handshake_age_seconds", "rx_bytes", "tx_bytes", "rx_packets",
-		"tx_packets", "handshakes_completed", "handshakes_failed", "drops"}
+		"tx_packets", "handshakes_completed", "handshakes_failed", "handshake_attempts_unanswered", "drops"}
 	b0, c0 := peers[0].(map[string]any), peers[1].(map[string]any)
 	checkKeys(t, "peer b", b0, wantPeer)
 	checkKeys(t, "peer c", c0, wantPeer)

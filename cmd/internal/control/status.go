@@ -45,7 +45,15 @@ type Status struct {
 	MTU          int       `json:"mtu"`           // TUN MTU
 	ConfigHash   string    `json:"config_hash"`   // hex SHA-256 of the mesh file in use
 	ConfigLoaded time.Time `json:"config_loaded"` // when that file was read
-	Peers        []Peer    `json:"peers"`         // every other node, in mesh file order
+	MeshFile     string    `json:"mesh_file"`     // path of the mesh file in use
+	// Addresses are this node's overlay addresses, as on the interface.
+	Addresses []netip.Prefix `json:"addresses"`
+	// Subnets are the networks this node routes for the mesh: its
+	// subnets, for which the host must forward.
+	Subnets []netip.Prefix `json:"subnets"`
+	// Routes are the prefixes the node routes through the interface.
+	Routes []netip.Prefix `json:"routes"`
+	Peers  []Peer         `json:"peers"` // every other node, in mesh file order
 	// Drops counts every packet the node dropped, by reason, including
 	// those not tied to a peer. Every reason is present.
 	Drops map[string]uint64 `json:"drops"`
@@ -70,6 +78,9 @@ type Peer struct {
 	TxPackets           uint64 `json:"tx_packets"` // datagrams sent
 	HandshakesCompleted uint64 `json:"handshakes_completed"`
 	HandshakesFailed    uint64 `json:"handshakes_failed"`
+	// UnansweredInitiations counts handshake initiations sent since the
+	// last handshake completed: a peer that does not answer.
+	UnansweredInitiations uint64 `json:"handshake_attempts_unanswered"`
 	// Drops counts packets to or from this peer that were dropped, by
 	// reason. Every reason is present.
 	Drops map[string]uint64 `json:"drops"`
@@ -84,6 +95,11 @@ type Node struct {
 	Interface  string    // the TUN interface
 	ConfigHash string    // config.Mesh.Hash
 	LoadedAt   time.Time // when the mesh file was read
+	MeshFile   string    // path of the mesh file
+
+	Addresses []netip.Prefix // this node's overlay addresses
+	Subnets   []netip.Prefix // networks this node routes for the mesh
+	Routes    []netip.Prefix // prefixes routed through the interface
 }
 
 // NewStatus builds the Status of node from the engine's counters, as of now.
@@ -100,24 +116,29 @@ func NewStatus(st tunnel.Stats, node Node, now time.Time) Status {
 		MTU:          st.MTU,
 		ConfigHash:   node.ConfigHash,
 		ConfigLoaded: node.LoadedAt,
+		MeshFile:     node.MeshFile,
+		Addresses:    nonNil(node.Addresses),
+		Subnets:      nonNil(node.Subnets),
+		Routes:       nonNil(node.Routes),
 		Peers:        make([]Peer, 0, len(st.Peers)),
 		Drops:        dropMap(&st.Drops),
 	}
 	for i := range st.Peers {
 		p := &st.Peers[i]
 		sp := Peer{
-			Name:                p.Name,
-			PublicKey:           p.PublicKey.String(),
-			Endpoint:            p.Endpoint,
-			AllowedIPs:          append([]netip.Prefix{}, p.AllowedIPs...),
-			PersistentKeepalive: int(p.PersistentKeepalive / time.Second),
-			RxBytes:             p.RxBytes,
-			TxBytes:             p.TxBytes,
-			RxPackets:           p.RxPackets,
-			TxPackets:           p.TxPackets,
-			HandshakesCompleted: p.HandshakesCompleted,
-			HandshakesFailed:    p.HandshakesFailed,
-			Drops:               dropMap(&p.Drops),
+			Name:                  p.Name,
+			PublicKey:             p.PublicKey.String(),
+			Endpoint:              p.Endpoint,
+			AllowedIPs:            append([]netip.Prefix{}, p.AllowedIPs...),
+			PersistentKeepalive:   int(p.PersistentKeepalive / time.Second),
+			RxBytes:               p.RxBytes,
+			TxBytes:               p.TxBytes,
+			RxPackets:             p.RxPackets,
+			TxPackets:             p.TxPackets,
+			HandshakesCompleted:   p.HandshakesCompleted,
+			HandshakesFailed:      p.HandshakesFailed,
+			UnansweredInitiations: p.UnansweredInitiations,
+			Drops:                 dropMap(&p.Drops),
 		}
 		if !p.LastHandshake.IsZero() {
 			hs := p.LastHandshake
@@ -136,4 +157,12 @@ func dropMap(d *tunnel.DropCounts) map[string]uint64 {
 		m[r.String()] = d[r]
 	}
 	return m
+}
+
+// nonNil makes an empty list print as [] rather than null.
+func nonNil(p []netip.Prefix) []netip.Prefix {
+	if p == nil {
+		return []netip.Prefix{}
+	}
+	return p
 }
