@@ -112,6 +112,9 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	if d := dns(node); d != nil {
 		res.DNS = *d
 	}
+	// Results of 1.0.0 and 1.1.0 have the same form; the version is the
+	// config's.
+	res.CNIVersion = c.CNIVersion
 	return types.PrintResult(res, c.CNIVersion)
 }
 
