@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
+	cniversion "github.com/containernetworking/cni/pkg/version"
 	"github.com/vishvananda/netlink"
 
 	"github.com/overlay-node/overlay-node/internal/nstest"
@@ -50,7 +52,10 @@ func newCNIRuntimeConf(t *testing.T, host *nstest.Host, plugin, cniVersion strin
 		t.Fatal(err)
 	}
 	r.list = list
-	r.cni = libcni.NewCNIConfigWithCacheDir([]string{filepath.Dir(nstest.BuildCNIPlugin(t))}, t.TempDir(), nil)
+	// libcni sets up its exec on first use, racily: concurrent ADDs need
+	// one made up front.
+	runner := &invoke.DefaultExec{RawExec: &invoke.RawExec{Stderr: os.Stderr}, PluginDecoder: cniversion.PluginDecoder{}}
+	r.cni = libcni.NewCNIConfigWithCacheDir([]string{filepath.Dir(nstest.BuildCNIPlugin(t))}, t.TempDir(), runner)
 	return r
 }
 
