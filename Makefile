@@ -13,6 +13,7 @@ all: build
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/overlay-node ./cmd/overlay-node
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/overlay-node-cni ./cmd/overlay-node-cni
 
 # deps installs the Debian tools the tests need when they are missing (root
 # only). Each entry is command:package.

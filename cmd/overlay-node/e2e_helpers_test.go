@@ -21,8 +21,10 @@ type meshNode struct {
 	keyPath string
 	addr    netip.Prefix // overlay address, 10.100.0.i/24
 	subnets []netip.Prefix
-	iface   string
-	proc    *nstest.Proc
+	// containers are its container networks, written when set before write.
+	containers []netip.Prefix
+	iface      string
+	proc       *nstest.Proc
 }
 
 // testMesh is a generated mesh.toml over nstest hosts, node i on host i.
@@ -78,6 +80,13 @@ func (m *testMesh) write(nodes []*meshNode) {
 				s = append(s, fmt.Sprintf("%q", p.String()))
 			}
 			fmt.Fprintf(&b, "subnets = [%s]\n", strings.Join(s, ", "))
+		}
+		if len(n.containers) > 0 {
+			var s []string
+			for _, p := range n.containers {
+				s = append(s, fmt.Sprintf("%q", p.String()))
+			}
+			fmt.Fprintf(&b, "containers = [%s]\n", strings.Join(s, ", "))
 		}
 	}
 	if err := os.WriteFile(m.path, []byte(b.String()), 0o644); err != nil {

@@ -44,11 +44,12 @@ func (n *node) tryReload() error {
 }
 
 // nodeInfo is what status and metrics say about this node and the mesh
-// file in use.
+// file in use, and what the CNI plugin hands to containers.
 func nodeInfo(mesh *config.Mesh, self *config.Node, iface string, loaded time.Time) control.Node {
 	return control.Node{Version: version, Mesh: mesh.Name, Name: self.Name, Interface: iface,
 		ConfigHash: mesh.Hash, LoadedAt: loaded, MeshFile: mesh.Path,
-		Addresses: self.Addresses, Subnets: self.Subnets, Routes: kernelRoutes(mesh, self)}
+		MTU: mesh.MTU, Addresses: self.Addresses, Subnets: self.Subnets, Routes: kernelRoutes(mesh, self),
+		Containers: self.Containers, Domain: mesh.Domain}
 }
 
 // fixedSettings are what a running node cannot change: the interface's

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"golang.zx2c4.com/wireguard/tun"
 
@@ -62,7 +63,11 @@ func (s *controlService) open(n *node, st *meshState) (err error) {
 	return socketHint(err)
 }
 
-func (s *controlService) serve(n *node) { s.srv.Serve(n.dev, s.info, n.log) }
+func (s *controlService) serve(n *node) {
+	s.srv.Serve(func(info control.Node) control.Status {
+		return newStatus(n.dev.Snapshot(), info, time.Now())
+	}, s.info, n.log)
+}
 
 func (s *controlService) reload(_ *node, next *meshState) (func(), error) {
 	prev := s.info

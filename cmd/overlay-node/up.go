@@ -231,12 +231,13 @@ func engineConfig(mesh *config.Mesh, self *config.Node, key crypto.PrivateKey) (
 }
 
 // kernelRoutes are the routes through the interface: every peer's
-// subnets and the overlay prefixes the addresses imply.
+// subnets and container networks, and the overlay prefixes the addresses
+// imply.
 func kernelRoutes(mesh *config.Mesh, self *config.Node) []netip.Prefix {
 	routes := mesh.OverlayPrefixes()
 	for _, nd := range mesh.Nodes {
 		if nd.Name != self.Name {
-			routes = append(routes, nd.Subnets...)
+			routes = append(routes, nd.RoutedPrefixes()...)
 		}
 	}
 	return routes

@@ -117,6 +117,13 @@ func (l *LAN) AddSite(gw *Host) *Site {
 	return s
 }
 
+// AddNetns creates an empty namespace, its loopback up, for the test to
+// wire up: a container for a CNI plugin, say. role names it within the LAN.
+func (l *LAN) AddNetns(role string) *Host {
+	l.t.Helper()
+	return &Host{Name: l.addNetns(role)}
+}
+
 // addNetns creates the namespace Prefix+role, deleted in t's cleanup.
 func (l *LAN) addNetns(role string) string {
 	l.t.Helper()

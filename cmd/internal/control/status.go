@@ -10,11 +10,14 @@
 // for debugging:
 //
 //	GET /v1/status   the Status object, the same as `overlay-node status --json`
+//	GET /v1/node     the Node object: who the node is and what it hands to
+//	                 containers, for the CNI plugin
 //
 // It sits under cmd/internal, not under cmd/overlay-node, because it is
 // the protocol of both ends: the daemon serves it, and every command that
 // asks a running node something imports its client, overlay-node status
-// and the CNI plugin alike.
+// and the CNI plugin alike. It imports no engine package, so that the
+// plugin links none: the daemon turns the engine's counters into a Status.
 //
 // The Status JSON is a stable contract, documented in docs/metrics.md:
 // fields are added, never renamed or removed, without raising
@@ -24,8 +27,6 @@ package control
 import (
 	"net/netip"
 	"time"
-
-	"github.com/overlay-node/overlay-node/tunnel"
 )
 
 // SchemaVersion is the version of the Status JSON. It is raised only for a
@@ -78,91 +79,31 @@ type Peer struct {
 	TxPackets           uint64 `json:"tx_packets"` // datagrams sent
 	HandshakesCompleted uint64 `json:"handshakes_completed"`
 	HandshakesFailed    uint64 `json:"handshakes_failed"`
-	// UnansweredInitiations counts handshake initiations sent since the
-	// last handshake completed: a peer that does not answer.
-	UnansweredInitiations uint64 `json:"handshake_attempts_unanswered"`
 	// Drops counts packets to or from this peer that were dropped, by
 	// reason. Every reason is present.
-	Drops map[string]uint64 `json:"drops"`
+	// UnansweredInitiations counts handshake initiations sent since the
+	// last handshake completed: a peer that does not answer.
+	UnansweredInitiations uint64            `json:"handshake_attempts_unanswered"`
+	Drops                 map[string]uint64 `json:"drops"`
 }
 
 // Node identifies the node and the mesh file it runs, for status and
-// metrics alike. It changes when the mesh file is reloaded.
+// metrics alike, and says what the node hands to the containers on its
+// host. It changes when the mesh file is reloaded. Its JSON, at NodePath,
+// is a contract like Status's: fields are added, never renamed.
 type Node struct {
-	Version    string    // overlay-node version
-	Mesh       string    // [mesh] name
-	Name       string    // this node's name
-	Interface  string    // the TUN interface
-	ConfigHash string    // config.Mesh.Hash
-	LoadedAt   time.Time // when the mesh file was read
-	MeshFile   string    // path of the mesh file
+	Version    string    `json:"version"`       // overlay-node version
+	Mesh       string    `json:"mesh"`          // [mesh] name
+	Name       string    `json:"name"`          // this node's name
+	Interface  string    `json:"interface"`     // the TUN interface
+	ConfigHash string    `json:"config_hash"`   // config.Mesh.Hash
+	LoadedAt   time.Time `json:"config_loaded"` // when the mesh file was read
+	MeshFile   string    `json:"mesh_file"`     // path of the mesh file
 
-	Addresses []netip.Prefix // this node's overlay addresses
-	Subnets   []netip.Prefix // networks this node routes for the mesh
-	Routes    []netip.Prefix // prefixes routed through the interface
-}
-
-// NewStatus builds the Status of node from the engine's counters, as of now.
-func NewStatus(st tunnel.Stats, node Node, now time.Time) Status {
-	s := Status{
-		Schema:       SchemaVersion,
-		Time:         now,
-		Version:      node.Version,
-		Mesh:         node.Mesh,
-		Node:         node.Name,
-		Interface:    node.Interface,
-		PublicKey:    st.PublicKey.String(),
-		ListenPort:   st.ListenPort,
-		MTU:          st.MTU,
-		ConfigHash:   node.ConfigHash,
-		ConfigLoaded: node.LoadedAt,
-		MeshFile:     node.MeshFile,
-		Addresses:    nonNil(node.Addresses),
-		Subnets:      nonNil(node.Subnets),
-		Routes:       nonNil(node.Routes),
-		Peers:        make([]Peer, 0, len(st.Peers)),
-		Drops:        dropMap(&st.Drops),
-	}
-	for i := range st.Peers {
-		p := &st.Peers[i]
-		sp := Peer{
-			Name:                  p.Name,
-			PublicKey:             p.PublicKey.String(),
-			Endpoint:              p.Endpoint,
-			AllowedIPs:            append([]netip.Prefix{}, p.AllowedIPs...),
-			PersistentKeepalive:   int(p.PersistentKeepalive / time.Second),
-			RxBytes:               p.RxBytes,
-			TxBytes:               p.TxBytes,
-			RxPackets:             p.RxPackets,
-			TxPackets:             p.TxPackets,
-			HandshakesCompleted:   p.HandshakesCompleted,
-			HandshakesFailed:      p.HandshakesFailed,
-			UnansweredInitiations: p.UnansweredInitiations,
-			Drops:                 dropMap(&p.Drops),
-		}
-		if !p.LastHandshake.IsZero() {
-			hs := p.LastHandshake
-			age := int64(max(now.Sub(hs), 0) / time.Second)
-			sp.LatestHandshake, sp.LatestHandshakeAge = &hs, &age
-		}
-		s.Peers = append(s.Peers, sp)
-	}
-	return s
-}
-
-// dropMap names every reason's count.
-func dropMap(d *tunnel.DropCounts) map[string]uint64 {
-	m := make(map[string]uint64, len(d))
-	for _, r := range tunnel.DropReasons() {
-		m[r.String()] = d[r]
-	}
-	return m
-}
-
-// nonNil makes an empty list print as [] rather than null.
-func nonNil(p []netip.Prefix) []netip.Prefix {
-	if p == nil {
-		return []netip.Prefix{}
-	}
-	return p
+	MTU        int            `json:"mtu"`        // the mesh MTU, which containers take too
+	Addresses  []netip.Prefix `json:"addresses"`  // this node's overlay addresses
+	Subnets    []netip.Prefix `json:"subnets"`    // networks this node routes for the mesh
+	Routes     []netip.Prefix `json:"routes"`     // prefixes routed through the interface
+	Containers []netip.Prefix `json:"containers"` // its container networks; empty when it has none
+	Domain     string         `json:"domain"`     // the mesh's DNS domain; "" when it has none
 }
