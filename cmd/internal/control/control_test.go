@@ -62,8 +62,10 @@ func TestStatusJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantTop := []string{"schema", "time", "version", "mesh", "node", "interface", "public_key",
-		"listen_port", "mtu", "config_hash", "config_loaded", "peers", "drops"}
+		"listen_port", "mtu", "config_hash", "config_loaded", "peers", "drops", "firewall"}
 	checkKeys(t, "status", got, wantTop)
+	checkKeys(t, "firewall", got["firewall"].(map[string]any), []string{"enabled", "deny", "policy_hash", "rules",
+		"conntrack_entries", "conntrack_evictions", "conntrack_cut", "denied_in", "denied_out"})
 	if got["schema"] != float64(1) || got["mesh"] != "demo" || got["node"] != "a" || got["public_key"] != statstest.Key(1).String() {
 		t.Errorf("status: got %v", got)
 	}

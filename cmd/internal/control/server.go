@@ -24,6 +24,22 @@ const Dir = "/var/run/overlay-node"
 // StatusPath is the URL path of the Status object.
 const StatusPath = "/v1/status"
 
+// WhyPath is the URL path of policy why: a GET with the query parameters
+// from, to and port answers a WhyAnswer.
+const WhyPath = "/v1/policy/why"
+
+// Why explains, by the rules the node has loaded, whether a new flow from
+// from to to on port (as the arguments of overlay-node policy why) is
+// allowed: the lines to print. An error is about the arguments.
+type Why func(from, to, port string) ([]string, error)
+
+// WhyAnswer is the JSON answer of WhyPath: the lines to print, or, with
+// status 400, what is wrong with the question.
+type WhyAnswer struct {
+	Lines []string `json:"lines,omitempty"`
+	Error string   `json:"error,omitempty"`
+}
+
 // SocketPath returns the control socket of the interface iface.
 func SocketPath(iface string) string { return filepath.Join(Dir, iface+".sock") }
 
@@ -53,6 +69,7 @@ type Server struct {
 
 	// Atomic: replaced whole when the mesh file is reloaded.
 	node atomic.Pointer[Node]
+	why  atomic.Pointer[Why]
 }
 
 // Listen claims the socket at path, mode 0600, creating its directory if
@@ -107,6 +124,10 @@ func (s *Server) Path() string { return s.path }
 // SetNode replaces the node's identity, as after a reload.
 func (s *Server) SetNode(n Node) { s.node.Store(&n) }
 
+// SetWhy replaces what answers policy why, as after a reload. Until it is
+// set the server answers 404.
+func (s *Server) SetWhy(w Why) { s.why.Store(&w) }
+
 // Serve answers requests in the background until Close, reading src for
 // every status.
 func (s *Server) Serve(src Source, node Node, log *slog.Logger) {
@@ -114,6 +135,7 @@ func (s *Server) Serve(src Source, node Node, log *slog.Logger) {
 	s.SetNode(node)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+StatusPath, s.handleStatus)
+	mux.HandleFunc("GET "+WhyPath, s.handleWhy)
 	s.http.Serve(&http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -131,6 +153,24 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(st)
+}
+
+func (s *Server) handleWhy(w http.ResponseWriter, r *http.Request) {
+	why := s.why.Load()
+	if why == nil {
+		http.NotFound(w, r)
+		return
+	}
+	q := r.URL.Query()
+	var ans WhyAnswer
+	var err error
+	ans.Lines, err = (*why)(q.Get("from"), q.Get("to"), q.Get("port"))
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		ans.Error = err.Error()
+		w.WriteHeader(http.StatusBadRequest)
+	}
+	json.NewEncoder(w).Encode(ans)
 }
 
 // Close stops serving and removes the socket.
