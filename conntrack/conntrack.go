@@ -180,7 +180,6 @@ type Table struct {
 	shards []shard
 	shift  uint // a flow's hash >> shift is its shard
 	seed   seed // keeps hashes unpredictable to those who choose tuples
-	max    int
 
 	// Atomic.
 	gen    atomic.Pointer[generation]

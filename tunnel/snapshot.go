@@ -43,6 +43,8 @@ type Stats struct {
 	CookieRepliesSent uint64
 	// Batch-size histograms of the four I/O stages.
 	TUNRead, TUNWrite, UDPRecv, UDPSend BatchStats
+	// Firewall is the segmentation in force and its counters.
+	Firewall FirewallStats
 }
 
 // Snapshot reads the device's counters.
@@ -60,6 +62,7 @@ func (d *Device) Snapshot() Stats {
 		TUNWrite:          d.tunWriteBatch.snapshot(),
 		UDPRecv:           d.udpRecvBatch.snapshot(),
 		UDPSend:           d.udpSendBatch.snapshot(),
+		Firewall:          d.firewallStats(set.fw),
 	}
 	for _, p := range set.list {
 		cfg := p.settings.Load()

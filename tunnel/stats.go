@@ -25,6 +25,7 @@ const (
 	DropExpired                            // keys too old or counter exhausted
 	DropHandshakeTimeout                   // staged packets discarded when a handshake gave up
 	DropSendFailed                         // the UDP socket refused the datagram
+	DropPolicy                             // inbound packet the firewall denied
 	numDropReasons
 )
 
@@ -44,6 +45,7 @@ var dropReasonNames = [numDropReasons]string{
 	DropExpired:          "keys_expired",
 	DropHandshakeTimeout: "handshake_timeout",
 	DropSendFailed:       "send_failed",
+	DropPolicy:           "policy",
 }
 
 // String returns the reason's stable snake_case name.

@@ -34,7 +34,7 @@ commands:
   pubkey                       read a private key on stdin, print its public key
   check -c MESH [-k KEY]       validate a mesh file; with -k, also check this node is in it
   up -c MESH -k KEY [flags]    run this node in the foreground until SIGINT/SIGTERM
-  policy why -c MESH FROM TO PORT/PROTO
+  policy why [-c MESH | --interface NAME] FROM TO PORT/PROTO
                                say whether the rules allow a flow, and which rule decided
   status [--interface NAME] [--json]
                                show the running node's peers, handshakes, transfer and drops

@@ -39,7 +39,8 @@ func (n *node) tryReload() error {
 		return err
 	}
 	n.fixed = next.fixed
-	n.log.Info("mesh file reloaded", "mesh", next.info.Mesh, "hash", next.info.ConfigHash, "peers", next.peers)
+	n.log.Info("mesh file reloaded", "mesh", next.info.Mesh, "hash", next.info.ConfigHash, "peers", next.peers,
+		"rules", next.engine.Firewall.Policy.Rules(), "policy_hash", next.engine.Firewall.Policy.Hash())
 	return nil
 }
 
@@ -53,15 +54,18 @@ func nodeInfo(mesh *config.Mesh, self *config.Node, iface string, loaded time.Ti
 }
 
 // fixedSettings are what a running node cannot change: the interface's
-// MTU and addresses and the UDP port.
+// MTU and addresses, the UDP port, and the size of the firewall's
+// connection table (a new size would mean a new table, and every tracked
+// flow cut).
 type fixedSettings struct {
-	mtu   int
-	port  uint16
-	addrs []netip.Prefix
+	mtu          int
+	port         uint16
+	addrs        []netip.Prefix
+	conntrackMax int
 }
 
 func fixedOf(mesh *config.Mesh, self *config.Node) fixedSettings {
-	return fixedSettings{mtu: mesh.MTU, port: self.Port, addrs: self.Addresses}
+	return fixedSettings{mtu: mesh.MTU, port: self.Port, addrs: self.Addresses, conntrackMax: mesh.ConntrackMax}
 }
 
 // changed names the first setting that differs in next, or returns "".
@@ -73,6 +77,8 @@ func (f fixedSettings) changed(next fixedSettings) string {
 		return "the listen port"
 	case !slices.Equal(next.addrs, f.addrs):
 		return "the address"
+	case next.conntrackMax != f.conntrackMax:
+		return "[mesh] conntrack_max"
 	}
 	return ""
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/overlay-node/overlay-node/cmd/internal/control"
+	"github.com/overlay-node/overlay-node/conntrack"
 	"github.com/overlay-node/overlay-node/tunnel"
 )
 
@@ -28,6 +29,7 @@ func newStatus(st tunnel.Stats, node control.Node, now time.Time) control.Status
 		Routes:       nonNil(node.Routes),
 		Peers:        make([]control.Peer, 0, len(st.Peers)),
 		Drops:        dropMap(&st.Drops),
+		Firewall:     firewallOf(&st.Firewall),
 	}
 	for i := range st.Peers {
 		p := &st.Peers[i]
@@ -71,4 +73,28 @@ func nonNil(p []netip.Prefix) []netip.Prefix {
 		return []netip.Prefix{}
 	}
 	return p
+}
+
+// firewallOf is the status of the firewall from the engine's counters.
+func firewallOf(f *tunnel.FirewallStats) control.Firewall {
+	out := control.Firewall{
+		Enabled:            f.Enabled,
+		PolicyHash:         f.PolicyHash,
+		Rules:              make([]control.Rule, len(f.Rules)),
+		ConntrackEntries:   f.Conntrack.Entries,
+		ConntrackEvictions: f.Conntrack.Evictions,
+		ConntrackCut:       f.Conntrack.Cut,
+		DeniedIn:           f.Denied(conntrack.In),
+		DeniedOut:          f.Denied(conntrack.Out),
+	}
+	if f.Enabled {
+		out.Deny = "drop"
+		if f.Reject {
+			out.Deny = "reject"
+		}
+	}
+	for i, r := range f.Rules {
+		out.Rules[i] = control.Rule{Name: r.Name, Pos: r.Pos, Flows: r.Flows}
+	}
+	return out
 }

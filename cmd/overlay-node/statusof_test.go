@@ -57,8 +57,10 @@ func TestStatusJSON(t *testing.T) {
 	}
 	wantTop := []string{"schema", "time", "version", "mesh", "node", "interface", "public_key",
 		"listen_port", "mtu", "config_hash", "config_loaded", "mesh_file", "addresses", "subnets", "routes",
-		"peers", "drops"}
+		"peers", "drops", "firewall"}
 	checkKeys(t, "status", got, wantTop)
+	checkKeys(t, "firewall", got["firewall"].(map[string]any), []string{"enabled", "deny", "policy_hash", "rules",
+		"conntrack_entries", "conntrack_evictions", "conntrack_cut", "denied_in", "denied_out"})
 	if got["schema"] != float64(1) || got["mesh"] != "demo" || got["node"] != "a" || got["public_key"] != statstest.Key(1).String() {
 		t.Errorf("status: got %v", got)
 	}

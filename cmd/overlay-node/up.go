@@ -139,6 +139,7 @@ type meshState struct {
 	engine tunnel.Config  // this node's key and port, its peers
 	routes []netip.Prefix // routed through the interface
 	peers  int            // how many
+	names  []end          // the mesh's nodes, for policy why
 }
 
 // loadState reads the mesh file and works out what it means for the node
@@ -164,6 +165,7 @@ func loadState(path string, key crypto.PrivateKey, iface string) (*meshState, er
 		engine: cfg,
 		routes: kernelRoutes(mesh, self),
 		peers:  len(cfg.Peers),
+		names:  nodeEnds(mesh),
 	}, nil
 }
 
@@ -204,7 +206,9 @@ func (n *node) stop() error { return n.services.close() }
 // engineConfig translates the mesh file into engine settings: every node
 // but self is a peer, allowed its addresses and subnets.
 func engineConfig(mesh *config.Mesh, self *config.Node, key crypto.PrivateKey) (tunnel.Config, error) {
-	cfg := tunnel.Config{PrivateKey: key, ListenPort: self.Port, MTU: mesh.MTU}
+	cfg := tunnel.Config{PrivateKey: key, ListenPort: self.Port, MTU: mesh.MTU,
+		Firewall:     tunnel.Firewall{Policy: mesh.Policy(), Reject: mesh.Deny != "drop"},
+		ConntrackMax: mesh.ConntrackMax}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for i := range mesh.Nodes {

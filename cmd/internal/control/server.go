@@ -26,6 +26,22 @@ const (
 	NodePath   = "/v1/node"   // Node
 )
 
+// WhyPath is the URL path of policy why: a GET with the query parameters
+// from, to and port answers a WhyAnswer.
+const WhyPath = "/v1/policy/why"
+
+// Why explains, by the rules the node has loaded, whether a new flow from
+// from to to on port (as the arguments of overlay-node policy why) is
+// allowed: the lines to print. An error is about the arguments.
+type Why func(from, to, port string) ([]string, error)
+
+// WhyAnswer is the JSON answer of WhyPath: the lines to print, or, with
+// status 400, what is wrong with the question.
+type WhyAnswer struct {
+	Lines []string `json:"lines,omitempty"`
+	Error string   `json:"error,omitempty"`
+}
+
 // SocketPath returns the control socket of the interface iface.
 func SocketPath(iface string) string { return filepath.Join(Dir, iface+".sock") }
 
@@ -54,6 +70,7 @@ type Server struct {
 
 	// Atomic: replaced whole when the mesh file is reloaded.
 	node atomic.Pointer[Node]
+	why  atomic.Pointer[Why]
 }
 
 // Listen claims the socket at path, mode 0600, creating its directory if
@@ -108,6 +125,10 @@ func (s *Server) Path() string { return s.path }
 // SetNode replaces the node's identity, as after a reload.
 func (s *Server) SetNode(n Node) { s.node.Store(&n) }
 
+// SetWhy replaces what answers policy why, as after a reload. Until it is
+// set the server answers 404.
+func (s *Server) SetWhy(w Why) { s.why.Store(&w) }
+
 // Serve answers requests in the background until Close, calling status
 // for every Status.
 func (s *Server) Serve(status StatusFunc, node Node, log *slog.Logger) {
@@ -120,6 +141,7 @@ func (s *Server) Serve(status StatusFunc, node Node, log *slog.Logger) {
 	mux.HandleFunc("GET "+NodePath, func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, s.node.Load())
 	})
+	mux.HandleFunc("GET "+WhyPath, s.handleWhy)
 	s.http.Serve(&http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -137,6 +159,24 @@ func writeJSON(w http.ResponseWriter, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
+}
+
+func (s *Server) handleWhy(w http.ResponseWriter, r *http.Request) {
+	why := s.why.Load()
+	if why == nil {
+		http.NotFound(w, r)
+		return
+	}
+	q := r.URL.Query()
+	var ans WhyAnswer
+	var err error
+	ans.Lines, err = (*why)(q.Get("from"), q.Get("to"), q.Get("port"))
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		ans.Error = err.Error()
+		w.WriteHeader(http.StatusBadRequest)
+	}
+	json.NewEncoder(w).Encode(ans)
 }
 
 // Close stops serving and removes the socket.

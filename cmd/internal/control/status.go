@@ -58,6 +58,29 @@ type Status struct {
 	// Drops counts every packet the node dropped, by reason, including
 	// those not tied to a peer. Every reason is present.
 	Drops map[string]uint64 `json:"drops"`
+	// Firewall is the segmentation in force.
+	Firewall Firewall `json:"firewall"`
+}
+
+// Firewall is the state of a node's firewall.
+type Firewall struct {
+	Enabled    bool   `json:"enabled"`     // [[allow]] rules are loaded
+	Deny       string `json:"deny"`        // "reject" or "drop"; "" when not enabled
+	PolicyHash string `json:"policy_hash"` // hex SHA-256 of the rules in force; "" when not enabled
+	Rules      []Rule `json:"rules"`       // in file order
+	// Conntrack is the size and the counters of the connection table.
+	ConntrackEntries   int    `json:"conntrack_entries"`
+	ConntrackEvictions uint64 `json:"conntrack_evictions"` // live flows removed to make room
+	ConntrackCut       uint64 `json:"conntrack_cut"`       // flows a reload's rules denied
+	DeniedIn           uint64 `json:"denied_in"`           // packets from the mesh denied
+	DeniedOut          uint64 `json:"denied_out"`          // packets to the mesh denied
+}
+
+// Rule is one loaded rule and its hits.
+type Rule struct {
+	Name  string `json:"name"`
+	Pos   string `json:"pos"`   // file:line
+	Flows uint64 `json:"flows"` // flows it admitted since it was loaded
 }
 
 // Peer is the state of one peer.
