@@ -214,3 +214,14 @@ func NewLink(t testing.TB, a, b netip.Prefix) (*Host, *Host) {
 	}
 	return hosts[0], hosts[1]
 }
+
+// SetMTU sets the MTU of every link of the LAN, the hosts' interfaces and
+// the bridge's ports alike: an underlay that carries less than the usual
+// 1500 bytes, as a tunnel or a cloud network does.
+func (l *LAN) SetMTU(mtu int) {
+	l.t.Helper()
+	for i, h := range l.Hosts {
+		l.ip(h.Name, "link", "set", h.Iface, "mtu", strconv.Itoa(mtu))
+		l.ip(l.bridge, "link", "set", fmt.Sprintf("h%d", i+1), "mtu", strconv.Itoa(mtu))
+	}
+}
