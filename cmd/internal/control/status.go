@@ -49,6 +49,9 @@ type Status struct {
 	// Drops counts every packet the node dropped, by reason, including
 	// those not tied to a peer. Every reason is present.
 	Drops map[string]uint64 `json:"drops"`
+	// CookieRepliesSent counts handshakes answered with a cookie reply
+	// because the node was under load (not drops: the sender retries).
+	CookieRepliesSent uint64 `json:"cookie_replies_sent"`
 }
 
 // Peer is the state of one peer.
@@ -102,6 +105,8 @@ func NewStatus(st tunnel.Stats, node Node, now time.Time) Status {
 		ConfigLoaded: node.LoadedAt,
 		Peers:        make([]Peer, 0, len(st.Peers)),
 		Drops:        dropMap(&st.Drops),
+
+		CookieRepliesSent: st.CookieRepliesSent,
 	}
 	for i := range st.Peers {
 		p := &st.Peers[i]
