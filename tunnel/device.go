@@ -65,6 +65,11 @@ type Device struct {
 	port    uint16                  // Config.ListenPort until Up, then the bound port
 	crypto  *cryptoPool             // nil until Up
 	limiter ratelimiter.Ratelimiter // initialised by Up; locks internally
+	// cookieLimiter bounds cookie replies per source; initialised by Up.
+	cookieLimiter ratelimiter.Ratelimiter
+
+	// Owned by the handshake goroutine.
+	cookieBudget tokenBucket // the global cap on cookie replies
 
 	// Atomic. The peer set is replaced whole, never mutated, so the packet
 	// path reads it without locks.
@@ -185,6 +190,8 @@ func (d *Device) Up() error {
 	}
 	d.port = port
 	d.limiter.Init()
+	d.cookieLimiter.Init()
+	d.cookieBudget = newTokenBucket(CookieReplyRate, CookieReplyRate/10)
 	d.crypto = newCryptoPool()
 	d.handshakeWG.Add(1)
 	go d.routineHandshakes()
@@ -230,6 +237,7 @@ func (d *Device) Close() error {
 			d.crypto.close()
 		}
 		d.limiter.Close()
+		d.cookieLimiter.Close()
 	})
 	return err
 }

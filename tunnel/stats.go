@@ -18,7 +18,7 @@ const (
 	DropSourceNotAllowed                   // inner source does not route back to the sender
 	DropMalformed                          // bad outer or inner framing
 	DropBadMAC1                            // handshake message with a bad MAC1
-	DropRateLimited                        // handshake over the per-source rate while under load
+	DropRateLimited                        // handshake over the per-source rate, or a cookie reply over its caps, while under load
 	DropHandshakeInvalid                   // handshake failed to decrypt, unknown key or stale timestamp
 	DropQueueFull                          // a bounded queue was full
 	DropTooBig                             // packet larger than the MTU allows

@@ -30,6 +30,8 @@ func newStatus(st tunnel.Stats, node control.Node, now time.Time) control.Status
 		Peers:        make([]control.Peer, 0, len(st.Peers)),
 		Drops:        dropMap(&st.Drops),
 		Firewall:     firewallOf(&st.Firewall),
+
+		CookieRepliesSent: st.CookieRepliesSent,
 	}
 	for i := range st.Peers {
 		p := &st.Peers[i]

@@ -58,6 +58,9 @@ type Status struct {
 	// Drops counts every packet the node dropped, by reason, including
 	// those not tied to a peer. Every reason is present.
 	Drops map[string]uint64 `json:"drops"`
+	// CookieRepliesSent counts handshakes answered with a cookie reply
+	// because the node was under load (not drops: the sender retries).
+	CookieRepliesSent uint64 `json:"cookie_replies_sent"`
 	// Firewall is the segmentation in force.
 	Firewall Firewall `json:"firewall"`
 }
