@@ -18,10 +18,13 @@ import (
 
 // The keys each table accepts, in the order hints list them.
 var (
-	topKeys  = []string{"mesh", "node", "allow", "expect"}
-	meshKeys = []string{"name", "port", "mtu", "deny", "conntrack_max", "pool"}
-	nodeKeys = []string{"name", "public_key", "address", "endpoint", "subnets", "keepalive", "port", "groups"}
+	topKeys  = []string{"mesh", "node", "allow", "expect", "service"}
+	meshKeys = []string{"name", "port", "mtu", "deny", "conntrack_max", "domain", "dns_upstream", "pool"}
+	nodeKeys = []string{"name", "public_key", "address", "endpoint", "subnets", "containers", "keepalive", "port", "groups"}
 )
+
+// topTables names the top-level tables, as hints list them.
+const topTables = "[mesh], [[node]], [[allow]], [[expect]] and [[service]]"
 
 // examples show how each key is written, for the hints of type errors.
 var examples = map[string]string{
@@ -94,6 +97,8 @@ func (d *decoder) decode(root *value) *Mesh {
 			d.allows(m, v)
 		case "expect":
 			d.expects(m, v)
+		case "service":
+			d.services(m, v)
 		default:
 			if d.unknown(v, "", k, topKeys) == "node" && !m.src.has("node") {
 				m.src.bad["node"] = true
@@ -150,6 +155,8 @@ func (d *decoder) meshTable(m *Mesh, v *value) {
 				}
 				m.ConntrackMax = int(n)
 			}
+		case "domain", "dns_upstream":
+			d.meshDNS(m, k, e)
 		case "pool":
 			d.pool(m, e)
 		default:
@@ -209,6 +216,8 @@ func (d *decoder) node(v *value) Node {
 			}
 		case "subnets":
 			n.Subnets = d.prefixes(n.src, k, e, false, parseSubnet)
+		case "containers":
+			n.Containers = d.prefixes(n.src, k, e, false, parseSubnet)
 		case "keepalive":
 			if s, ok := d.str(n.src, "node", k, e); ok {
 				ka, err := time.ParseDuration(s)
@@ -332,11 +341,12 @@ func (d *decoder) prefixes(src *source, key string, v *value, single bool, parse
 // unknown reports a key that table does not accept, suggesting the key that
 // was probably meant.
 func (d *decoder) unknown(v *value, table, key string, known []string) (suggested string) {
-	full, where := key, "the top level holds [mesh], [[node]], [[allow]] and [[expect]]"
+	full, where := key, "the top level holds "+topTables
 	switch table {
+	case "":
 	case "mesh":
 		full, where = "mesh."+key, "[mesh] keys are "+strings.Join(known, ", ")
-	case "node", "allow", "expect":
+	default:
 		full, where = table+"."+key, "[["+table+"]] keys are "+strings.Join(known, ", ")
 	}
 	hint := where
@@ -344,7 +354,7 @@ func (d *decoder) unknown(v *value, table, key string, known []string) (suggeste
 	switch {
 	case table != "" && slices.Contains(topKeys, key):
 		// A top-level key written after a header lands in that table.
-		hint = fmt.Sprintf("%s belongs at the top level: write [mesh], [[node]], [[allow]] and [[expect]] headers instead", key)
+		hint = fmt.Sprintf("%s belongs at the top level: write %s headers instead", key, topTables)
 		s = ""
 	case s != "":
 		hint = fmt.Sprintf("did you mean %q? %s", s, where)

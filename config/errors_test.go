@@ -26,7 +26,7 @@ func TestParseErrors(t *testing.T) {
 		// Unknown keys.
 		{"unknown mesh key", head + "‸prot = 1\n" + nodeA, "mesh.prot", "unknown key", `did you mean "port"`},
 		{"unknown top key", "‸peer = 1\n" + head + nodeA, "peer", "unknown key", `did you mean "node"`},
-		{"unknown table", head + nodeA + "[‸service]\nname = \"x\"\n", "service", "unknown key", "[mesh], [[node]], [[allow]] and [[expect]]"},
+		{"unknown table", head + nodeA + "[‸firewall]\nname = \"x\"\n", "firewall", "unknown key", "[mesh], [[node]], [[allow]], [[expect]] and [[service]]"},
 		{"unknown node key", head + nodeA + nodeC("‸mtu = 1400\n"), "node.mtu", "unknown key", "[[node]] keys are name, public_key"},
 		{"misspelt node key", head + nodeA + "[[node]]\nname = \"c\"\npublic_key = \"" + keyC + "\"\n‸adress = \"10.100.0.3/24\"\n",
 			"node.adress", "unknown key", `did you mean "address"`},

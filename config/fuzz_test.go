@@ -20,6 +20,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("[mesh]\nname = \"t\"\nmesh.x.y = [[1], {a = 2}]\n[[node]]\n[[node.x]]\n"))
 	f.Add([]byte("a.b.c = 1\n[a]\n[[x]]\n[x.y]\n"))
 	f.Add([]byte(""))
+	f.Add([]byte(dnsHead + "dns_upstream = [\"192.0.2.53:53\"]\n" + nodeA + svc("name = \"db\"\nnodes = [\"a\"]\nport = 5432\nprotocol = \"tcp\"\n")))
 	if files, _ := filepath.Glob("../examples/*/mesh.toml"); len(files) > 0 {
 		for _, file := range files {
 			if data, err := os.ReadFile(file); err == nil {

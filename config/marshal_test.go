@@ -10,17 +10,21 @@ import (
 // The shape of the mesh file, for encoding it in tests.
 type (
 	fileMesh struct {
-		Mesh   fileMeshTable `toml:"mesh"`
-		Node   []fileNode    `toml:"node"`
-		Allow  []fileAllow   `toml:"allow,omitempty"`
-		Expect []fileExpect  `toml:"expect,omitempty"`
+		Mesh    fileMeshTable `toml:"mesh"`
+		Node    []fileNode    `toml:"node"`
+		Allow   []fileAllow   `toml:"allow,omitempty"`
+		Expect  []fileExpect  `toml:"expect,omitempty"`
+		Service []fileService `toml:"service,omitempty"`
 	}
 	fileMeshTable struct {
-		Name         string `toml:"name"`
-		Port         uint16 `toml:"port"`
-		MTU          int    `toml:"mtu"`
-		Deny         string `toml:"deny,omitempty"`
-		ConntrackMax int    `toml:"conntrack_max,omitempty"`
+		Name         string    `toml:"name"`
+		Port         uint16    `toml:"port"`
+		MTU          int       `toml:"mtu"`
+		Deny         string    `toml:"deny,omitempty"`
+		ConntrackMax int       `toml:"conntrack_max,omitempty"`
+		Pool         string    `toml:"pool,omitempty"`
+		Domain       string    `toml:"domain,omitempty"`
+		DNSUpstream  *[]string `toml:"dns_upstream,omitempty"` // nil when absent; [] is written
 	}
 	fileAllow struct {
 		Name  string   `toml:"name"`
@@ -35,14 +39,15 @@ type (
 		Verdict string `toml:"verdict"`
 	}
 	fileNode struct {
-		Name      string   `toml:"name"`
-		PublicKey string   `toml:"public_key"`
-		Address   any      `toml:"address"` // a string, or a list for more than one
-		Endpoint  string   `toml:"endpoint,omitempty"`
-		Subnets   []string `toml:"subnets,omitempty"`
-		Keepalive string   `toml:"keepalive,omitempty"`
-		Port      uint16   `toml:"port,omitempty"` // left out when it is the mesh port
-		Groups    []string `toml:"groups,omitempty"`
+		Name       string   `toml:"name"`
+		PublicKey  string   `toml:"public_key"`
+		Address    any      `toml:"address"` // a string, or a list for more than one
+		Endpoint   string   `toml:"endpoint,omitempty"`
+		Subnets    []string `toml:"subnets,omitempty"`
+		Containers []string `toml:"containers,omitempty"`
+		Keepalive  string   `toml:"keepalive,omitempty"`
+		Port       uint16   `toml:"port,omitempty"` // left out when it is the mesh port
+		Groups     []string `toml:"groups,omitempty"`
 	}
 )
 
@@ -50,6 +55,13 @@ type (
 // result back to the same mesh (apart from Path, Hash and line numbers).
 func marshal(m *Mesh) ([]byte, error) {
 	f := fileMesh{Mesh: fileMeshTable{Name: m.Name, Port: m.Port, MTU: m.MTU, Deny: m.Deny, ConntrackMax: m.ConntrackMax}}
+	if m.Pool.IsValid() {
+		f.Mesh.Pool = m.Pool.String()
+	}
+	if m.Pool.IsValid() {
+		f.Mesh.Pool = m.Pool.String()
+	}
+	marshalDNS(m, &f)
 	for _, n := range m.Nodes {
 		fn := fileNode{
 			Name:      n.Name,
@@ -67,6 +79,9 @@ func marshal(m *Mesh) ([]byte, error) {
 		}
 		for _, s := range n.Subnets {
 			fn.Subnets = append(fn.Subnets, s.String())
+		}
+		for _, s := range n.Containers {
+			fn.Containers = append(fn.Containers, s.String())
 		}
 		switch {
 		case n.Keepalive%time.Second == 0 && n.Keepalive != 0:
@@ -98,4 +113,27 @@ func selectorStrings(sels []Selector) []string {
 		out[i] = s.String()
 	}
 	return out
+}
+
+// marshalDNS adds the DNS settings and the services of m to f.
+func marshalDNS(m *Mesh, f *fileMesh) {
+	f.Mesh.Domain = m.Domain
+	if m.DNSUpstream != nil {
+		ups := make([]string, len(m.DNSUpstream))
+		for i, u := range m.DNSUpstream {
+			ups[i] = u.String()
+		}
+		f.Mesh.DNSUpstream = &ups
+	}
+	for _, s := range m.Services {
+		f.Service = append(f.Service, fileService{Name: s.Name, Nodes: s.Nodes, Port: s.Port, Protocol: s.Protocol})
+	}
+}
+
+// fileService is the shape of a [[service]] table, for encoding.
+type fileService struct {
+	Name     string   `toml:"name"`
+	Nodes    []string `toml:"nodes"`
+	Port     uint16   `toml:"port"`
+	Protocol string   `toml:"protocol"`
 }

@@ -97,6 +97,13 @@ func strip(m *Mesh) *Mesh {
 	for i := range c.Expect {
 		c.Expect[i].Line, c.Expect[i].src = 0, nil
 	}
+	c.Services = append([]Service(nil), m.Services...)
+	for i := range c.Services {
+		c.Services[i].Line, c.Services[i].src = 0, nil
+	}
+	if len(c.Services) == 0 {
+		c.Services = nil
+	}
 	return &c
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/overlay-node/overlay-node/crypto"
 	"github.com/overlay-node/overlay-node/encap"
 	"github.com/overlay-node/overlay-node/encap/encaptest"
+	"github.com/overlay-node/overlay-node/tundev/tundevtest"
 	"github.com/overlay-node/overlay-node/tunnel/tunneltest"
 )
 
@@ -81,13 +82,14 @@ func ipv4Packet(src, dst netip.Addr, payload []byte) []byte {
 	return pkt
 }
 
-// expectPacket waits for the next packet the engine writes to its TUN.
+// expectPacket waits for the next frame the engine writes to its TUN and
+// checks it is want alone, not coalesced with others.
 func expectPacket(t testing.TB, n *testNode, want []byte) {
 	t.Helper()
 	select {
 	case got := <-n.tun.Outbound:
-		if string(got) != string(want) {
-			t.Fatalf("got packet %x, want %x", got, want)
+		if string(got.Packet) != string(want) || got.Hdr != (tundevtest.VirtioHdr{}) {
+			t.Fatalf("got frame %+v %x, want packet %x alone", got.Hdr, got.Packet, want)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatalf("no packet arrived at %s within 5s; drops: %v", n.addr, n.dev.Snapshot().Drops)
@@ -99,7 +101,7 @@ func expectNoPacket(t testing.TB, n *testNode) {
 	t.Helper()
 	select {
 	case got := <-n.tun.Outbound:
-		t.Fatalf("got unexpected packet %x", got)
+		t.Fatalf("got unexpected packet %x", got.Packet)
 	case <-time.After(200 * time.Millisecond):
 	}
 }

@@ -29,8 +29,8 @@ func TestLossyLinkDeliversEachPacketAtMostOnce(t *testing.T) {
 collect: // until the link has been quiet for half a second
 	for {
 		select {
-		case pkt := <-b.tun.Outbound:
-			seen[string(pkt[28:])]++
+		case f := <-b.tun.Outbound:
+			seen[string(f.Packet[28:])]++
 		case <-time.After(500 * time.Millisecond):
 			break collect
 		}

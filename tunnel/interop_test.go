@@ -136,8 +136,8 @@ func TestInteropCookieUnderLoad(t *testing.T) {
 	w.tun.Outbound <- q
 	select {
 	case got := <-n.tun.Outbound:
-		if string(got) != string(q) {
-			t.Fatalf("got %x, want %x", got, q)
+		if string(got.Packet) != string(q) {
+			t.Fatalf("got %x, want %x", got.Packet, q)
 		}
 	case <-time.After(2 * RekeyTimeout):
 		t.Fatalf("no packet after the cookie round trip; drops %v", dev.Snapshot().Drops)

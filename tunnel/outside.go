@@ -7,8 +7,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/overlay-node/overlay-node/conntrack"
 	"github.com/overlay-node/overlay-node/encap"
 	"github.com/overlay-node/overlay-node/packet"
+	"github.com/overlay-node/overlay-node/tundev"
 )
 
 // The outside pipeline: UDP to TUN.
@@ -23,8 +25,8 @@ import (
 // order, each is checked against the replay window (only now, after
 // authentication), its inner source is looked up over all peers and must
 // route back to the sender, the endpoint is updated (roaming), and the
-// plaintext joins one TUN write batch, coalesced into super-packets by
-// gro.go.
+// plaintext joins one TUN write batch, which the TUN driver (package
+// tundev) coalesces into super-packets.
 
 // recvItem is one transport packet of a batch on its way to the TUN; the
 // i-th item opens into the i-th TUN buffer.
@@ -42,31 +44,29 @@ type recvScratch struct {
 	tunBufs [][]byte // item i opens into tunBufs[i], after HeaderRoom
 	items   []recvItem
 	tun     [][]byte
-	tunOut  *tunWriter
 	open    openTask
 }
 
 // newRecvScratch returns the scratch of a receive goroutine and a function
 // that frees its buffers once the goroutine is done.
-func newRecvScratch(batch int, out *tunWriter) (*recvScratch, func()) {
+func newRecvScratch(batch int) (*recvScratch, func()) {
 	s := &recvScratch{
-		tunOut: out,
-		msgs:   make([]encap.Message, batch),
-		items:  make([]recvItem, 0, batch),
-		tun:    make([][]byte, 0, batch),
+		msgs:  make([]encap.Message, batch),
+		items: make([]recvItem, 0, batch),
+		tun:   make([][]byte, 0, batch),
 	}
-	msgBufs, freeMsgs := batchBuffers(batch, encap.MaxSegmentSize)
+	msgBufs, freeMsgs := tundev.BatchBuffers(batch, encap.MaxSegmentSize)
 	for i := range s.msgs {
 		s.msgs[i].Buf = msgBufs[i]
 	}
 	var freeTun func()
-	s.tunBufs, freeTun = batchBuffers(batch, BufferSize)
+	s.tunBufs, freeTun = tundev.BatchBuffers(batch, BufferSize)
 	return s, func() { freeMsgs(); freeTun() }
 }
 
 func (d *Device) routineReceive(recv encap.ReceiveFunc) {
 	defer d.wg.Done()
-	s, free := newRecvScratch(d.bind.BatchSize(), newTUNWriter(d.tun, d.vnet))
+	s, free := newRecvScratch(d.bind.BatchSize())
 	defer free()
 	for {
 		n, err := recv(s.msgs)
@@ -145,6 +145,11 @@ func (d *Device) deliver(s *recvScratch) {
 
 	now := d.clock.Now()
 	set := d.peers.Load()
+	fw := set.fw
+	var fwNow int64
+	if fw != nil {
+		fwNow = d.monotonic(now)
+	}
 	s.tun = s.tun[:0]
 	var run peerRun
 	for i := range s.items {
@@ -185,6 +190,10 @@ func (d *Device) deliver(s *recvScratch) {
 			p.drop(DropSourceNotAllowed, 1)
 			continue
 		}
+		if fw != nil && !fw.check(&h, it.plain, conntrack.In, fwNow) {
+			p.drop(DropPolicy, 1)
+			continue
+		}
 		run.data = true
 		s.tun = append(s.tun, s.tunBufs[i][:HeaderRoom+h.TotalLen])
 	}
@@ -192,7 +201,7 @@ func (d *Device) deliver(s *recvScratch) {
 	s.items = s.items[:0]
 	if len(s.tun) > 0 {
 		d.tunWriteBatch.observe(len(s.tun))
-		if err := s.tunOut.write(s.tun); err != nil && !d.isClosed() {
+		if err := d.tun.Write(s.tun); err != nil && !d.isClosed() {
 			d.limitedLog.warn("tun write failed", "err", err)
 		}
 	}

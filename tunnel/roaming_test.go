@@ -77,7 +77,7 @@ func TestRoamingUsesThePacketsOwnSource(t *testing.T) {
 	establish(t, a, b)
 	b.tun.SetDiscard(true)
 	sess := a.dev.Peers()[0].current.Load()
-	r, free := newRecvScratch(encap.BatchSize, newTUNWriter(b.dev.tun, b.dev.vnet))
+	r, free := newRecvScratch(encap.BatchSize)
 	defer free()
 	attacker := netip.MustParseAddrPort("127.0.0.66:6666")
 	roamed := netip.MustParseAddrPort("127.0.0.9:4000")

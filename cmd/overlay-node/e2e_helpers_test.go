@@ -21,8 +21,11 @@ type meshNode struct {
 	keyPath string
 	addr    netip.Prefix // overlay address, 10.100.0.i/24
 	subnets []netip.Prefix
-	iface   string
-	proc    *nstest.Proc
+	// containers are its container networks, written when set before write.
+	containers []netip.Prefix
+	groups     []string
+	iface      string
+	proc       *nstest.Proc
 }
 
 // testMesh is a generated mesh.toml over nstest hosts, node i on host i.
@@ -32,6 +35,8 @@ type testMesh struct {
 	dir   string
 	path  string
 	nodes []*meshNode
+	// meshKeys and tail are written into [mesh] and after the nodes.
+	meshKeys, tail string
 }
 
 // newTestMesh generates keys and a mesh file for one node per host. Each
@@ -68,7 +73,7 @@ func newTestMesh(t *testing.T, hosts []*nstest.Host, subnets map[int][]netip.Pre
 func (m *testMesh) write(nodes []*meshNode) {
 	m.t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, "[mesh]\nname = \"e2e\"\nport = 51820\n")
+	fmt.Fprintf(&b, "[mesh]\nname = \"e2e\"\nport = 51820\n%s", m.meshKeys)
 	for _, n := range nodes {
 		fmt.Fprintf(&b, "\n[[node]]\nname = %q\npublic_key = %q\naddress = %q\nendpoint = \"%s:51820\"\n",
 			n.name, n.key.PublicKey().String(), n.addr.String(), n.host.Addr)
@@ -79,7 +84,18 @@ func (m *testMesh) write(nodes []*meshNode) {
 			}
 			fmt.Fprintf(&b, "subnets = [%s]\n", strings.Join(s, ", "))
 		}
+		if len(n.containers) > 0 {
+			var s []string
+			for _, p := range n.containers {
+				s = append(s, fmt.Sprintf("%q", p.String()))
+			}
+			fmt.Fprintf(&b, "containers = [%s]\n", strings.Join(s, ", "))
+		}
+		if len(n.groups) > 0 {
+			fmt.Fprintf(&b, "groups = [\"%s\"]\n", strings.Join(n.groups, `", "`))
+		}
 	}
+	b.WriteString(m.tail)
 	if err := os.WriteFile(m.path, []byte(b.String()), 0o644); err != nil {
 		m.t.Fatal(err)
 	}

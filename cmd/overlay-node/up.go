@@ -16,6 +16,7 @@ import (
 
 	"github.com/overlay-node/overlay-node/cmd/internal/control"
 	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/meshsource"
+	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/sdnotify"
 	"github.com/overlay-node/overlay-node/config"
 	"github.com/overlay-node/overlay-node/crypto"
 	"github.com/overlay-node/overlay-node/tunnel"
@@ -79,20 +80,34 @@ func cmdUp(args []string, stdout, stderr io.Writer) error {
 	// big mesh's footprint: now that nothing refers to it, hand it back
 	// before settling down.
 	debug.FreeOSMemory()
+	ready := func() { notify(log, sdnotify.Ready(fmt.Sprintf("forwarding on %s", f.iface))) }
+	ready()
 	for running := true; running; {
 		select {
 		case snap := <-n.src.Updates():
+			notify(log, sdnotify.Reloading())
 			n.reload(snap)
+			ready()
 		case sig := <-sigs:
-			if sig == syscall.SIGHUP {
-				n.reread()
+			if sig != syscall.SIGHUP {
+				log.Info("shutting down", "signal", sig.String())
+				running = false
 				continue
 			}
-			log.Info("shutting down", "signal", sig.String())
-			running = false
+			notify(log, sdnotify.Reloading())
+			n.reread()
+			ready()
 		}
 	}
+	notify(log, sdnotify.Stopping())
 	return n.stop()
+}
+
+// notify logs a failure to tell systemd: the node runs on regardless.
+func notify(log *slog.Logger, err error) {
+	if err != nil {
+		log.Warn("could not notify systemd", "err", err)
+	}
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
@@ -144,6 +159,8 @@ type meshState struct {
 	engine tunnel.Config  // this node's key and port, its peers
 	routes []netip.Prefix // routed through the interface
 	peers  int            // how many
+	names  []end          // the mesh's nodes, for policy why
+	source string         // names the mesh in policy why's errors
 }
 
 // loadState parses a mesh from its source and works out what it means for
@@ -169,6 +186,8 @@ func loadState(snap meshsource.Snapshot, key crypto.PrivateKey, iface string) (*
 		engine: cfg,
 		routes: kernelRoutes(mesh, self),
 		peers:  len(cfg.Peers),
+		names:  nodeEnds(mesh),
+		source: snap.Name,
 	}, nil
 }
 
@@ -221,7 +240,9 @@ func (n *node) stop() error {
 // engineConfig translates the mesh file into engine settings: every node
 // but self is a peer, allowed its addresses and subnets.
 func engineConfig(mesh *config.Mesh, self *config.Node, key crypto.PrivateKey) (tunnel.Config, error) {
-	cfg := tunnel.Config{PrivateKey: key, ListenPort: self.Port, MTU: mesh.MTU}
+	cfg := tunnel.Config{PrivateKey: key, ListenPort: self.Port, MTU: mesh.MTU,
+		Firewall:     tunnel.Firewall{Policy: mesh.Policy(), Reject: mesh.Deny != "drop"},
+		ConntrackMax: mesh.ConntrackMax}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for i := range mesh.Nodes {
@@ -248,12 +269,13 @@ func engineConfig(mesh *config.Mesh, self *config.Node, key crypto.PrivateKey) (
 }
 
 // kernelRoutes are the routes through the interface: every peer's
-// subnets and the overlay prefixes the addresses imply.
+// subnets and container networks, and the overlay prefixes the addresses
+// imply.
 func kernelRoutes(mesh *config.Mesh, self *config.Node) []netip.Prefix {
 	routes := mesh.OverlayPrefixes()
 	for _, nd := range mesh.Nodes {
 		if nd.Name != self.Name {
-			routes = append(routes, nd.Subnets...)
+			routes = append(routes, nd.RoutedPrefixes()...)
 		}
 	}
 	return routes

@@ -1,0 +1,5 @@
+//go:build !race
+
+package tundev
+
+const raceEnabled = false
