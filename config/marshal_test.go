@@ -58,9 +58,6 @@ func marshal(m *Mesh) ([]byte, error) {
 	if m.Pool.IsValid() {
 		f.Mesh.Pool = m.Pool.String()
 	}
-	if m.Pool.IsValid() {
-		f.Mesh.Pool = m.Pool.String()
-	}
 	marshalDNS(m, &f)
 	for _, n := range m.Nodes {
 		fn := fileNode{

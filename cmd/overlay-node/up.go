@@ -160,7 +160,6 @@ type meshState struct {
 	routes []netip.Prefix // routed through the interface
 	peers  int            // how many
 	names  []end          // the mesh's nodes, for policy why
-	source string         // names the mesh in policy why's errors
 }
 
 // loadState parses a mesh from its source and works out what it means for
@@ -187,7 +186,6 @@ func loadState(snap meshsource.Snapshot, key crypto.PrivateKey, iface string) (*
 		routes: kernelRoutes(mesh, self),
 		peers:  len(cfg.Peers),
 		names:  nodeEnds(mesh),
-		source: snap.Name,
 	}, nil
 }
 
