@@ -15,7 +15,7 @@ build:
 # deps installs the Debian tools the tests need when they are missing (root only).
 deps:
 	@missing=""; \
-	for c in ip:iproute2 ping:iputils-ping wg:wireguard-tools promtool:prometheus iperf3:iperf3 dig:bind9-dnsutils; do \
+	for c in ip:iproute2 ping:iputils-ping wg:wireguard-tools promtool:prometheus iperf3:iperf3 dig:bind9-dnsutils nft:nftables conntrack:conntrack; do \
 		command -v $${c%%:*} >/dev/null 2>&1 || missing="$$missing $${c##*:}"; \
 	done; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

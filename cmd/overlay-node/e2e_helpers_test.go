@@ -23,6 +23,12 @@ type meshNode struct {
 	subnets []netip.Prefix
 	iface   string
 	proc    *nstest.Proc
+
+	// How the mesh file lists it: endpoint, if set, replaces host:51820
+	// ("-" omits the key, as for a node behind NAT); keepalive is written
+	// when set.
+	endpoint  string
+	keepalive string
 }
 
 // testMesh is a generated mesh.toml over nstest hosts, node i on host i.
@@ -70,8 +76,18 @@ func (m *testMesh) write(nodes []*meshNode) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[mesh]\nname = \"e2e\"\nport = 51820\n")
 	for _, n := range nodes {
-		fmt.Fprintf(&b, "\n[[node]]\nname = %q\npublic_key = %q\naddress = %q\nendpoint = \"%s:51820\"\n",
-			n.name, n.key.PublicKey().String(), n.addr.String(), n.host.Addr)
+		fmt.Fprintf(&b, "\n[[node]]\nname = %q\npublic_key = %q\naddress = %q\n",
+			n.name, n.key.PublicKey().String(), n.addr.String())
+		switch n.endpoint {
+		case "":
+			fmt.Fprintf(&b, "endpoint = \"%s:51820\"\n", n.host.Addr)
+		case "-":
+		default:
+			fmt.Fprintf(&b, "endpoint = %q\n", n.endpoint)
+		}
+		if n.keepalive != "" {
+			fmt.Fprintf(&b, "keepalive = %q\n", n.keepalive)
+		}
 		if len(n.subnets) > 0 {
 			var s []string
 			for _, p := range n.subnets {
