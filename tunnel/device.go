@@ -33,6 +33,11 @@ type Config struct {
 type Options struct {
 	Logger *slog.Logger // nil discards logs
 	Clock  Clock        // nil means SystemClock
+	// HandshakeUnanswered, if set, is called with a peer's key each time
+	// an initiation to it went unanswered for RekeyTimeout and is about to
+	// be retried: a sign that its endpoint may have moved. It runs on the
+	// timer goroutine and must not block.
+	HandshakeUnanswered func(crypto.PublicKey)
 }
 
 // Device is one running node: a TUN device, a UDP bind, and its peers.
@@ -50,6 +55,7 @@ type Device struct {
 	indexes     *indexTable         // guarded by its own lock
 	handshakes  chan *handshakeElem // closed by Close once no reader can send
 	limitedLog  *rateLimitedLogger  // guarded by its own lock
+	unanswered  func(crypto.PublicKey)
 	scratchPool sync.Pool
 
 	// Set once in Up, before the goroutines that use them start; read
@@ -98,6 +104,9 @@ type peerSet struct {
 // ErrDuplicatePeer is returned when two peers share a public key.
 var ErrDuplicatePeer = errors.New("duplicate peer public key")
 
+// ErrUnknownPeer is returned for a public key that is not a peer.
+var ErrUnknownPeer = errors.New("no peer has this public key")
+
 // New builds a device over tun and bind. Nothing runs until Up.
 func New(tdev tun.Device, bind encap.Bind, cfg Config, opt Options) (*Device, error) {
 	if opt.Logger == nil {
@@ -121,6 +130,7 @@ func New(tdev tun.Device, bind encap.Bind, cfg Config, opt Options) (*Device, er
 		indexes:    newIndexTable(),
 		handshakes: make(chan *handshakeElem, HandshakeQueueSize),
 		limitedLog: newRateLimitedLogger(opt.Logger, opt.Clock),
+		unanswered: opt.HandshakeUnanswered,
 	}
 	d.tun = tundev.New(tdev, tundev.Options{Drop: d.countTUNDrop})
 	set, _, err := d.buildPeerSet(&peerSet{}, cfg.Peers)

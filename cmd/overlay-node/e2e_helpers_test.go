@@ -38,6 +38,7 @@ type testMesh struct {
 	dir   string
 	path  string
 	nodes []*meshNode
+	extra string // more [mesh] keys, a line each
 }
 
 // newTestMesh generates keys and a mesh file for one node per host. Each
@@ -74,7 +75,7 @@ func newTestMesh(t *testing.T, hosts []*nstest.Host, subnets map[int][]netip.Pre
 func (m *testMesh) write(nodes []*meshNode) {
 	m.t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, "[mesh]\nname = \"e2e\"\nport = 51820\n")
+	fmt.Fprintf(&b, "[mesh]\nname = \"e2e\"\nport = 51820\n%s", m.extra)
 	for _, n := range nodes {
 		fmt.Fprintf(&b, "\n[[node]]\nname = %q\npublic_key = %q\naddress = %q\n",
 			n.name, n.key.PublicKey().String(), n.addr.String())
