@@ -97,7 +97,13 @@ func (m *testMesh) write(nodes []*meshNode) {
 			fmt.Fprintf(&b, "subnets = [%s]\n", strings.Join(s, ", "))
 		}
 	}
-	if err := os.WriteFile(m.path, []byte(b.String()), 0o644); err != nil {
+	// Replaced whole, never rewritten in place: a node reloading at that
+	// moment must read the old file or the new one, not half of it.
+	tmp := m.path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
+		m.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, m.path); err != nil {
 		m.t.Fatal(err)
 	}
 }
