@@ -81,11 +81,15 @@ func (s *resolverService) open(_ *node, st *meshState) error {
 		s.plan.interval = config.DefaultResolveInterval
 	}
 	s.reset = make(chan time.Duration, 1)
-	s.stop, s.done = make(chan struct{}), make(chan struct{})
 	return nil
 }
 
-func (s *resolverService) serve(n *node) { go s.run(n) }
+// serve starts the loop; close stops it only if it started: a later
+// service's failed open closes this one unserved.
+func (s *resolverService) serve(n *node) {
+	s.stop, s.done = make(chan struct{}), make(chan struct{})
+	go s.run(n)
+}
 
 func (s *resolverService) reload(_ *node, next *meshState) (func(), error) {
 	s.mu.Lock()
