@@ -123,6 +123,10 @@ type node struct {
 	// Set by the engine service's open.
 	dev *tunnel.Device
 
+	// The engine names here the peers whose handshakes go unanswered, for
+	// the resolver; a full buffer drops the news, which comes again.
+	unanswered chan crypto.PublicKey
+
 	// Replaced by a successful reload: what a reload may not change.
 	fixed fixedSettings
 
@@ -140,6 +144,7 @@ type meshState struct {
 	routes []netip.Prefix // routed through the interface
 	peers  int            // how many
 	names  []end          // the mesh's nodes, for policy why
+	follow followPlan     // the peers' host names to keep resolving
 }
 
 // loadState reads the mesh file and works out what it means for the node
@@ -166,6 +171,7 @@ func loadState(path string, key crypto.PrivateKey, iface string) (*meshState, er
 		routes: kernelRoutes(mesh, self),
 		peers:  len(cfg.Peers),
 		names:  nodeEnds(mesh),
+		follow: followedPeers(mesh, self, &cfg),
 	}, nil
 }
 
@@ -182,7 +188,8 @@ func startNode(f upFlags, log *slog.Logger, stderr io.Writer) (*node, error) {
 		return nil, reportMeshErrors(f.mesh, err, stderr)
 	}
 	n := &node{log: log, meshPath: f.mesh, key: key, iface: f.iface, metricsAddr: f.metrics,
-		fixed: st.fixed, services: services{list: nodeServices()}}
+		fixed: st.fixed, services: services{list: nodeServices()},
+		unanswered: make(chan crypto.PublicKey, 64)}
 	if err := n.services.start(n, st); err != nil {
 		return nil, err
 	}
