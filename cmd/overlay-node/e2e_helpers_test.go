@@ -26,6 +26,12 @@ type meshNode struct {
 	groups     []string
 	iface      string
 	proc       *nstest.Proc
+
+	// How the mesh file lists it: endpoint, if set, replaces host:51820
+	// ("-" omits the key, as for a node behind NAT); keepalive is written
+	// when set.
+	endpoint  string
+	keepalive string
 }
 
 // testMesh is a generated mesh.toml over nstest hosts, node i on host i.
@@ -75,8 +81,18 @@ func (m *testMesh) write(nodes []*meshNode) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[mesh]\nname = \"e2e\"\nport = 51820\n%s", m.meshKeys)
 	for _, n := range nodes {
-		fmt.Fprintf(&b, "\n[[node]]\nname = %q\npublic_key = %q\naddress = %q\nendpoint = \"%s:51820\"\n",
-			n.name, n.key.PublicKey().String(), n.addr.String(), n.host.Addr)
+		fmt.Fprintf(&b, "\n[[node]]\nname = %q\npublic_key = %q\naddress = %q\n",
+			n.name, n.key.PublicKey().String(), n.addr.String())
+		switch n.endpoint {
+		case "":
+			fmt.Fprintf(&b, "endpoint = \"%s:51820\"\n", n.host.Addr)
+		case "-":
+		default:
+			fmt.Fprintf(&b, "endpoint = %q\n", n.endpoint)
+		}
+		if n.keepalive != "" {
+			fmt.Fprintf(&b, "keepalive = %q\n", n.keepalive)
+		}
 		if len(n.subnets) > 0 {
 			var s []string
 			for _, p := range n.subnets {
@@ -96,7 +112,13 @@ func (m *testMesh) write(nodes []*meshNode) {
 		}
 	}
 	b.WriteString(m.tail)
-	if err := os.WriteFile(m.path, []byte(b.String()), 0o644); err != nil {
+	// Replaced whole, never rewritten in place: a node reloading at that
+	// moment must read the old file or the new one, not half of it.
+	tmp := m.path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
+		m.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, m.path); err != nil {
 		m.t.Fatal(err)
 	}
 }

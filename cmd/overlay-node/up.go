@@ -143,6 +143,10 @@ type node struct {
 	// Set by the engine service's open.
 	dev *tunnel.Device
 
+	// The engine names here the peers whose handshakes go unanswered, for
+	// the resolver; a full buffer drops the news, which comes again.
+	unanswered chan crypto.PublicKey
+
 	// Replaced by a successful reload: what a reload may not change.
 	fixed fixedSettings
 
@@ -160,6 +164,7 @@ type meshState struct {
 	routes []netip.Prefix // routed through the interface
 	peers  int            // how many
 	names  []end          // the mesh's nodes, for policy why
+	follow followPlan     // the peers' host names to keep resolving
 }
 
 // loadState parses a mesh from its source and works out what it means for
@@ -186,6 +191,7 @@ func loadState(snap meshsource.Snapshot, key crypto.PrivateKey, iface string) (*
 		routes: kernelRoutes(mesh, self),
 		peers:  len(cfg.Peers),
 		names:  nodeEnds(mesh),
+		follow: followedPeers(mesh, self, &cfg),
 	}, nil
 }
 
@@ -198,7 +204,7 @@ func startNode(f upFlags, log *slog.Logger, stderr io.Writer) (*node, error) {
 		return nil, err
 	}
 	n := &node{log: log, key: key, iface: f.iface, metricsAddr: f.metrics,
-		services: services{list: nodeServices()}}
+		services: services{list: nodeServices()}, unanswered: make(chan crypto.PublicKey, 64)}
 	snap, err := n.openSource(f)
 	if err != nil {
 		return nil, err
