@@ -89,7 +89,9 @@ func TestEtcdMesh(t *testing.T) {
 	a, b, c, d := m.nodes[0], m.nodes[1], m.nodes[2], m.nodes[3]
 	m.write([]*meshNode{a, b, c})
 	rev := m.mustPush()
-	for _, n := range []*meshNode{a, b, c} {
+	obsCleanupSockets(t, a.iface)
+	m.startEtcd(a, "node up", "--metrics", obsMetricsAddr(a))
+	for _, n := range []*meshNode{b, c} {
 		m.startEtcd(n, "node up")
 	}
 	ping(t, a, b.addr.Addr())
@@ -162,6 +164,7 @@ func TestEtcdMesh(t *testing.T) {
 
 	// etcd back: a new push applies everywhere.
 	m.etcd.Start()
+	pushed = time.Now()
 	rev = m.mustPush()
 	for _, n := range m.nodes {
 		waitRevision(t, n, rev)
@@ -169,6 +172,21 @@ func TestEtcdMesh(t *testing.T) {
 	ping(t, b, a.addr.Addr())
 	if st := status(t, a); st.MeshWatchReconnects == 0 {
 		t.Errorf("a counts no watch reconnects after the outage:\n%s", a.proc.Output())
+	}
+	// The metrics say the same: source, revision, when it was applied,
+	// and the reconnects.
+	samples := obsSamples(t, obsScrape(t, a))
+	if v := obsSample(t, samples, `overlay_mesh_source_info{source="etcd"}`); v != 1 {
+		t.Errorf("overlay_mesh_source_info{source=\"etcd\"} = %v, want 1", v)
+	}
+	if v := obsSample(t, samples, "overlay_mesh_revision"); v != float64(rev) {
+		t.Errorf("overlay_mesh_revision = %v, want %d", v, rev)
+	}
+	if v := obsSample(t, samples, "overlay_config_last_load_timestamp_seconds"); v < float64(pushed.Unix()) {
+		t.Errorf("overlay_config_last_load_timestamp_seconds = %v, before the last push at %d", v, pushed.Unix())
+	}
+	if v := obsSample(t, samples, "overlay_mesh_watch_reconnects_total"); v < 1 {
+		t.Errorf("overlay_mesh_watch_reconnects_total = %v, want at least 1 after the outage", v)
 	}
 }
 
