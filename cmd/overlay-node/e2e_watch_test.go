@@ -31,18 +31,24 @@ func TestWatchMeshFile(t *testing.T) {
 	if err := os.Symlink("..data/mesh.toml", filepath.Join(cm, "mesh.toml")); err != nil {
 		t.Fatal(err)
 	}
-	flat := m.path
-	m.path = filepath.Join(cm, "mesh.toml") // writes go through the links, to ..v1
+	// The nodes read the file through the links. Writes replace the file
+	// the links lead to: write replaces the path it is given, and would
+	// turn a link into a plain file.
+	flat, link, v1 := m.path, filepath.Join(cm, "mesh.toml"), filepath.Join(cm, "..v1", "mesh.toml")
+	m.path = v1
 	m.write([]*meshNode{a, b})
+	m.path = link
 	m.start(a, "--watch")
 	m.start(b, "--watch")
 	ping(t, a, b.addr.Addr())
 
 	reloads := func(n *meshNode) int { return strings.Count(n.proc.Output(), "mesh file reloaded") }
 
-	// An edit in place: c joins.
+	// An edit of the file behind the links: c joins.
+	m.path = v1
 	m.write(m.nodes)
 	waitUntil(t, 5*time.Second, "a reloads after an edit", func() bool { return reloads(a) == 1 })
+	m.path = link
 	m.start(c, "--watch")
 	ping(t, a, c.addr.Addr())
 
