@@ -21,8 +21,11 @@ type meshNode struct {
 	keyPath string
 	addr    netip.Prefix // overlay address, 10.100.0.i/24
 	subnets []netip.Prefix
-	iface   string
-	proc    *nstest.Proc
+	// containers are its container networks, written when set before write.
+	containers []netip.Prefix
+	groups     []string
+	iface      string
+	proc       *nstest.Proc
 
 	// How the mesh file lists it: endpoint, if set, replaces host:51820
 	// ("-" omits the key, as for a node behind NAT); keepalive is written
@@ -38,7 +41,8 @@ type testMesh struct {
 	dir   string
 	path  string
 	nodes []*meshNode
-	extra string // more [mesh] keys, a line each
+	// meshKeys and tail are written into [mesh] and after the nodes.
+	meshKeys, tail string
 }
 
 // newTestMesh generates keys and a mesh file for one node per host. Each
@@ -75,7 +79,7 @@ func newTestMesh(t *testing.T, hosts []*nstest.Host, subnets map[int][]netip.Pre
 func (m *testMesh) write(nodes []*meshNode) {
 	m.t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, "[mesh]\nname = \"e2e\"\nport = 51820\n%s", m.extra)
+	fmt.Fprintf(&b, "[mesh]\nname = \"e2e\"\nport = 51820\n%s", m.meshKeys)
 	for _, n := range nodes {
 		fmt.Fprintf(&b, "\n[[node]]\nname = %q\npublic_key = %q\naddress = %q\n",
 			n.name, n.key.PublicKey().String(), n.addr.String())
@@ -96,7 +100,18 @@ func (m *testMesh) write(nodes []*meshNode) {
 			}
 			fmt.Fprintf(&b, "subnets = [%s]\n", strings.Join(s, ", "))
 		}
+		if len(n.containers) > 0 {
+			var s []string
+			for _, p := range n.containers {
+				s = append(s, fmt.Sprintf("%q", p.String()))
+			}
+			fmt.Fprintf(&b, "containers = [%s]\n", strings.Join(s, ", "))
+		}
+		if len(n.groups) > 0 {
+			fmt.Fprintf(&b, "groups = [\"%s\"]\n", strings.Join(n.groups, `", "`))
+		}
 	}
+	b.WriteString(m.tail)
 	// Replaced whole, never rewritten in place: a node reloading at that
 	// moment must read the old file or the new one, not half of it.
 	tmp := m.path + ".tmp"

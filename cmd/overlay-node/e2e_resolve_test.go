@@ -44,7 +44,7 @@ func testHostnameMove(t *testing.T, interval string, limit time.Duration) {
 	const name = "peer-a.test"
 	a.endpoint = name + ":51820"
 	b.endpoint, b.keepalive = "-", "2s"
-	m.extra = "resolve_interval = \"" + interval + "\"\n"
+	m.meshKeys = "resolve_interval = \"" + interval + "\"\n"
 	m.write(m.nodes)
 
 	hosts := netnsHosts(t, b.host)
