@@ -265,6 +265,7 @@ func (p *Peer) sendInitiation(retry bool) {
 	p.timersAnyAuthenticatedPacketTraversal()
 	p.timersAnyAuthenticatedPacketSent()
 	p.timersHandshakeInitiated() // before sending: the response may beat Send back
+	p.noteInitiationSent(now)
 	p.sendRawToPeer(buf[:])
 }
 

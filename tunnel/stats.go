@@ -121,5 +121,6 @@ type peerCounters struct {
 	handshakesCompleted  atomic.Uint64
 	handshakesFailed     atomic.Uint64
 	lastHandshakeUnixNan atomic.Int64
+	unansweredSince      atomic.Int64 // unix nanoseconds; 0 while the peer answers (reachability.go)
 	drops                dropCounters
 }
