@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/miekg/dns"
+
+	"github.com/overlay-node/overlay-node/dnszone"
 )
 
 // headerLen is the length of the fixed DNS header.
@@ -47,7 +49,7 @@ func (s *Server) respond(ctx context.Context, raw []byte, tcp bool) []byte {
 	case q.Qclass != dns.ClassINET:
 		m = new(dns.Msg).SetRcode(req, dns.RcodeRefused)
 	default:
-		if r, ok := s.zone.Load().Answer(q.Name, q.Qtype, s.cfg.Health); ok {
+		if r, ok := s.answer(q.Name, q.Qtype); ok {
 			m = new(dns.Msg).SetRcode(req, r.Rcode)
 			m.Authoritative = true
 			m.Answer, m.Ns, m.Extra = r.Answer, r.Ns, r.Extra
@@ -56,6 +58,16 @@ func (s *Server) respond(ctx context.Context, raw []byte, tcp bool) []byte {
 		}
 	}
 	return s.pack(m, size, opt)
+}
+
+// answer answers from the zone; ok is false for a name outside it, or when
+// there is no zone.
+func (s *Server) answer(name string, qtype uint16) (r dnszone.Result, ok bool) {
+	z := s.zone.Load()
+	if z == nil {
+		return r, false
+	}
+	return z.Answer(name, qtype, s.cfg.Health)
 }
 
 // pack finishes a reply: EDNS0 when the query had it, truncation to size,
