@@ -47,7 +47,7 @@ func (n *node) tryReload() error {
 // file in use.
 func nodeInfo(mesh *config.Mesh, self *config.Node, iface string, loaded time.Time) control.Node {
 	return control.Node{Version: version, Mesh: mesh.Name, Name: self.Name, Interface: iface,
-		ConfigHash: mesh.Hash, LoadedAt: loaded}
+		ConfigHash: mesh.Hash, LoadedAt: loaded, DNS: dnsInfo(mesh, self)}
 }
 
 // fixedSettings are what a running node cannot change: the interface's

@@ -17,6 +17,7 @@ import (
 	"github.com/overlay-node/overlay-node/cmd/internal/control"
 	"github.com/overlay-node/overlay-node/config"
 	"github.com/overlay-node/overlay-node/crypto"
+	"github.com/overlay-node/overlay-node/dnsserver"
 	"github.com/overlay-node/overlay-node/tunnel"
 )
 
@@ -110,6 +111,8 @@ type node struct {
 
 	// Set by the engine service's open.
 	dev *tunnel.Device
+	// Set by the DNS service's open.
+	dnsStats *dnsserver.Stats
 
 	// Replaced by a successful reload: what a reload may not change.
 	fixed fixedSettings
@@ -127,6 +130,7 @@ type meshState struct {
 	engine tunnel.Config  // this node's key and port, its peers
 	routes []netip.Prefix // routed through the interface
 	peers  int            // how many
+	dns    dnsSettings    // the zone this node serves, if the mesh has a domain
 }
 
 // loadState reads the mesh file and works out what it means for the node
@@ -146,12 +150,17 @@ func loadState(path string, key crypto.PrivateKey, iface string) (*meshState, er
 	if err != nil {
 		return nil, err
 	}
+	dns, err := dnsOf(mesh, self)
+	if err != nil {
+		return nil, err
+	}
 	return &meshState{
 		fixed:  fixedOf(mesh, self),
 		info:   nodeInfo(mesh, self, iface, loaded),
 		engine: cfg,
 		routes: kernelRoutes(mesh, self),
 		peers:  len(cfg.Peers),
+		dns:    dns,
 	}, nil
 }
 

@@ -62,7 +62,7 @@ func TestStatusJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantTop := []string{"schema", "time", "version", "mesh", "node", "interface", "public_key",
-		"listen_port", "mtu", "config_hash", "config_loaded", "peers", "drops"}
+		"listen_port", "mtu", "config_hash", "config_loaded", "peers", "drops", "dns"}
 	checkKeys(t, "status", got, wantTop)
 	if got["schema"] != float64(1) || got["mesh"] != "demo" || got["node"] != "a" || got["public_key"] != statstest.Key(1).String() {
 		t.Errorf("status: got %v", got)

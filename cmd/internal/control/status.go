@@ -49,6 +49,15 @@ type Status struct {
 	// Drops counts every packet the node dropped, by reason, including
 	// those not tied to a peer. Every reason is present.
 	Drops map[string]uint64 `json:"drops"`
+	// DNS is the node's DNS server; null while the mesh has no domain.
+	DNS *DNS `json:"dns"`
+}
+
+// DNS is what the node's DNS server serves.
+type DNS struct {
+	Domain    string           `json:"domain"`    // [mesh] domain
+	Services  int              `json:"services"`  // how many [[service]] the zone holds
+	Addresses []netip.AddrPort `json:"addresses"` // where it answers, UDP and TCP
 }
 
 // Peer is the state of one peer.
@@ -84,6 +93,7 @@ type Node struct {
 	Interface  string    // the TUN interface
 	ConfigHash string    // config.Mesh.Hash
 	LoadedAt   time.Time // when the mesh file was read
+	DNS        *DNS      // the DNS server; nil without a domain
 }
 
 // NewStatus builds the Status of node from the engine's counters, as of now.
@@ -102,6 +112,7 @@ func NewStatus(st tunnel.Stats, node Node, now time.Time) Status {
 		ConfigLoaded: node.LoadedAt,
 		Peers:        make([]Peer, 0, len(st.Peers)),
 		Drops:        dropMap(&st.Drops),
+		DNS:          node.DNS,
 	}
 	for i := range st.Peers {
 		p := &st.Peers[i]
