@@ -93,9 +93,10 @@ type dnsService struct {
 	srv    *dnsserver.Server
 	health *peerHealth
 
-	cur     dnsSettings      // what runs
-	closing []netip.AddrPort // listeners a reload no longer needs, closed at commit
-	host    *hostDNS         // the registration with the host's resolver; nil if none
+	cur        dnsSettings      // what runs
+	closing    []netip.AddrPort // listeners a reload no longer needs, closed at commit
+	hostDomain string           // the domain last registered with the host's resolver, or logged about
+	host       *hostDNS         // the registration with the host's resolver; nil if none
 }
 
 func (s *dnsService) open(n *node, st *meshState) error {
@@ -118,11 +119,7 @@ func (s *dnsService) open(n *node, st *meshState) error {
 
 // serve registers the domain with the host's resolver: only now is the
 // node answering on every address.
-func (s *dnsService) serve(n *node) {
-	if s.cur.domain != "" {
-		s.host = registerHostDNS(n, s.cur)
-	}
-}
+func (s *dnsService) serve(*node) { s.registerHost() }
 
 // reload swaps in the new zone and upstreams, and listens on the addresses
 // the new mesh adds (DNS turned on, an address added). The listeners it no
@@ -158,13 +155,23 @@ func (s *dnsService) reload(n *node, next *meshState) (func(), error) {
 func (s *dnsService) commit() {
 	s.srv.Unlisten(s.closing)
 	s.closing = nil
-	if s.host != nil && s.host.domain != s.cur.domain {
+	s.registerHost()
+}
+
+// registerHost registers the running domain with the host's resolver,
+// replacing the registration of another domain.
+func (s *dnsService) registerHost() {
+	if s.hostDomain == s.cur.domain {
+		return
+	}
+	if s.host != nil {
 		s.host.remove()
 		s.host = nil
 	}
-	if s.host == nil && s.cur.domain != "" {
+	if s.cur.domain != "" {
 		s.host = registerHostDNS(s.n, s.cur)
 	}
+	s.hostDomain = s.cur.domain
 }
 
 func (s *dnsService) close() error {

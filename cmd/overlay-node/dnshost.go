@@ -21,10 +21,7 @@ const resolvedSocket = "/run/systemd/resolve/io.systemd.Resolve"
 const resolvectlTimeout = 5 * time.Second
 
 // hostDNS is a registration with systemd-resolved, undone by remove.
-type hostDNS struct {
-	n      *node
-	domain string
-}
+type hostDNS struct{ n *node }
 
 // registerHostDNS registers d's domain with systemd-resolved if it runs,
 // or logs how to use the node's DNS server. It returns the registration to
@@ -50,7 +47,7 @@ func registerHostDNS(n *node, d dnsSettings) *hostDNS {
 		return nil
 	}
 	n.log.Info("dns: registered with systemd-resolved", "domain", "~"+d.domain, "interface", n.iface, "nameservers", strings.Join(addrs, " "))
-	return &hostDNS{n: n, domain: d.domain}
+	return &hostDNS{n: n}
 }
 
 // remove undoes the registration.

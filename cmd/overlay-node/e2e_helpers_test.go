@@ -20,6 +20,7 @@ type meshNode struct {
 	key     crypto.PrivateKey
 	keyPath string
 	addr    netip.Prefix // overlay address, 10.100.0.i/24
+	addr6   netip.Prefix // optional second overlay address
 	subnets []netip.Prefix
 	iface   string
 	proc    *nstest.Proc
@@ -32,6 +33,8 @@ type testMesh struct {
 	dir   string
 	path  string
 	nodes []*meshNode
+	// Optional: keys added to [mesh], and tables after the nodes.
+	meshKeys, tail string
 }
 
 // newTestMesh generates keys and a mesh file for one node per host. Each
@@ -68,10 +71,14 @@ func newTestMesh(t *testing.T, hosts []*nstest.Host, subnets map[int][]netip.Pre
 func (m *testMesh) write(nodes []*meshNode) {
 	m.t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, "[mesh]\nname = \"e2e\"\nport = 51820\n")
+	fmt.Fprintf(&b, "[mesh]\nname = \"e2e\"\nport = 51820\n%s", m.meshKeys)
 	for _, n := range nodes {
-		fmt.Fprintf(&b, "\n[[node]]\nname = %q\npublic_key = %q\naddress = %q\nendpoint = \"%s:51820\"\n",
-			n.name, n.key.PublicKey().String(), n.addr.String(), n.host.Addr)
+		addr := fmt.Sprintf("%q", n.addr.String())
+		if n.addr6.IsValid() {
+			addr = fmt.Sprintf("[%q, %q]", n.addr.String(), n.addr6.String())
+		}
+		fmt.Fprintf(&b, "\n[[node]]\nname = %q\npublic_key = %q\naddress = %s\nendpoint = \"%s:51820\"\n",
+			n.name, n.key.PublicKey().String(), addr, n.host.Addr)
 		if len(n.subnets) > 0 {
 			var s []string
 			for _, p := range n.subnets {
@@ -80,6 +87,7 @@ func (m *testMesh) write(nodes []*meshNode) {
 			fmt.Fprintf(&b, "subnets = [%s]\n", strings.Join(s, ", "))
 		}
 	}
+	b.WriteString(m.tail)
 	if err := os.WriteFile(m.path, []byte(b.String()), 0o644); err != nil {
 		m.t.Fatal(err)
 	}
