@@ -27,10 +27,18 @@ func (p *Peer) Unanswered() time.Duration {
 	return p.device.clock.Now().Sub(time.Unix(0, since))
 }
 
-// Probe starts a handshake with the peer in the background, unless one was
-// started within RekeyTimeout: it tells whether a peer that stopped
-// answering is back, without waiting for traffic to it.
-func (p *Peer) Probe() { p.requestHandshake() }
+// Probe starts a handshake with the peer in the background, unless a Probe
+// or any other initiation did within RekeyTimeout: it tells whether a peer
+// that stopped answering is back, without waiting for traffic to it. It is
+// cheap enough to call on every DNS query.
+func (p *Peer) Probe() {
+	now := p.device.clock.Now().UnixNano()
+	last := p.counters.probedAt.Load()
+	if now-last < int64(RekeyTimeout) || !p.counters.probedAt.CompareAndSwap(last, now) {
+		return
+	}
+	p.requestHandshake()
+}
 
 // noteInitiationSent starts the unanswered time, unless it runs already.
 func (p *Peer) noteInitiationSent(now time.Time) {

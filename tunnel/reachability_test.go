@@ -44,4 +44,9 @@ func TestUnansweredAndProbe(t *testing.T) {
 	p.Probe()
 	waitFor(t, "probe initiation", func() bool { return log.count(encap.TypeInitiation) == before+1 })
 	waitFor(t, "handshake", func() bool { return p.Unanswered() == 0 })
+	p.Probe() // within RekeyTimeout of the last: nothing
+	time.Sleep(50 * time.Millisecond)
+	if got := log.count(encap.TypeInitiation); got != before+1 {
+		t.Errorf("a second Probe at once: got %d initiations, want %d", got, before+1)
+	}
 }

@@ -122,5 +122,6 @@ type peerCounters struct {
 	handshakesFailed     atomic.Uint64
 	lastHandshakeUnixNan atomic.Int64
 	unansweredSince      atomic.Int64 // unix nanoseconds; 0 while the peer answers (reachability.go)
+	probedAt             atomic.Int64 // unix nanoseconds of the last Probe that started a handshake
 	drops                dropCounters
 }
