@@ -2,6 +2,7 @@ package dnsserver
 
 import (
 	"context"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -44,6 +45,8 @@ func (s *Server) respond(ctx context.Context, raw []byte, tcp bool) []byte {
 	q := req.Question[0]
 	s.stats.countType(q.Qtype)
 
+	start := time.Now()
+	latency := &s.stats.ZoneLatency
 	var m *dns.Msg
 	switch {
 	case q.Qclass != dns.ClassINET:
@@ -55,9 +58,12 @@ func (s *Server) respond(ctx context.Context, raw []byte, tcp bool) []byte {
 			m.Answer, m.Ns, m.Extra = r.Answer, r.Ns, r.Extra
 		} else {
 			m = s.forward(ctx, req)
+			latency = &s.stats.ForwardLatency
 		}
 	}
-	return s.pack(m, size, opt)
+	out := s.pack(m, size, opt)
+	latency.observe(time.Since(start))
+	return out
 }
 
 // answer answers from the zone; ok is false for a name outside it, or when

@@ -425,3 +425,37 @@ func TestListenUnlistenSetUpstreams(t *testing.T) {
 		t.Errorf("without a zone: got [%s] %q, want the upstream's answer", r.flags, r.answer)
 	}
 }
+
+func latencyCount(l *Latency) uint64 {
+	var n uint64
+	for i := range l.Counts {
+		n += l.Counts[i].Load()
+	}
+	return n
+}
+
+// Answers from the zone and forwarded ones are timed apart.
+func TestLatency(t *testing.T) {
+	s, addr := start(t, testZone(t), upstream(t))
+	dig(t, addr, "db1.mesh.internal", "A")
+	dig(t, addr, "nosuch.mesh.internal", "A")
+	dig(t, addr, "www.example.org", "A")
+	st := s.Stats()
+	if z, f := latencyCount(&st.ZoneLatency), latencyCount(&st.ForwardLatency); z != 2 || f != 1 {
+		t.Errorf("got %d zone and %d forward latencies, want 2 and 1", z, f)
+	}
+	if st.ZoneLatency.Sum.Load() <= 0 || st.ForwardLatency.Sum.Load() <= 0 {
+		t.Errorf("latency sums: zone %d ns, forward %d ns, want both > 0", st.ZoneLatency.Sum.Load(), st.ForwardLatency.Sum.Load())
+	}
+
+	var l Latency
+	for _, d := range []time.Duration{0, 50 * time.Microsecond, 51 * time.Microsecond, time.Millisecond, time.Hour} {
+		l.observe(d)
+	}
+	want := map[int]uint64{0: 2, 1: 1, 4: 1, len(LatencyBounds): 1}
+	for i := range l.Counts {
+		if got := l.Counts[i].Load(); got != want[i] {
+			t.Errorf("bucket %d: got %d, want %d", i, got, want[i])
+		}
+	}
+}

@@ -25,10 +25,13 @@ var (
 		"UDP DNS replies cut to the client's size with the TC flag set, for the client to retry over TCP.")
 	dnsDroppedDesc = desc("dns_dropped_total",
 		"DNS queries or TCP connections not served because the server was at its bound.")
+	dnsLatencyDesc = desc("dns_response_seconds",
+		"Time the node's DNS server took to answer a query, from parse to reply, by where the answer came from: zone or forward.",
+		"source")
 
 	dnsDescs = []*prometheus.Desc{
 		dnsQueriesDesc, dnsResponsesDesc, dnsForwardsDesc, dnsForwardFailuresDesc,
-		dnsMalformedDesc, dnsTruncatedDesc, dnsDroppedDesc,
+		dnsMalformedDesc, dnsTruncatedDesc, dnsDroppedDesc, dnsLatencyDesc,
 	}
 )
 
@@ -74,4 +77,20 @@ func (c *DNSCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(dnsMalformedDesc, c.st.Malformed.Load())
 	counter(dnsTruncatedDesc, c.st.Truncated.Load())
 	counter(dnsDroppedDesc, c.st.Dropped.Load())
+	ch <- latencyHistogram(&c.st.ZoneLatency, "zone")
+	ch <- latencyHistogram(&c.st.ForwardLatency, "forward")
+}
+
+// latencyHistogram turns the server's per-bucket counts, with their extra
+// overflow bucket, into a Prometheus histogram in seconds.
+func latencyHistogram(l *dnsserver.Latency, source string) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(dnsserver.LatencyBounds))
+	var cum uint64
+	for i := range l.Counts {
+		cum += l.Counts[i].Load()
+		if i < len(dnsserver.LatencyBounds) {
+			buckets[dnsserver.LatencyBounds[i].Seconds()] = cum
+		}
+	}
+	return prometheus.MustNewConstHistogram(dnsLatencyDesc, cum, float64(l.Sum.Load())/1e9, buckets, source)
 }

@@ -5,10 +5,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/overlay-node/overlay-node/dnsserver"
 )
@@ -25,6 +27,11 @@ func testDNSStats() *dnsserver.Stats {
 	st.Malformed.Add(9)
 	st.Truncated.Add(2)
 	st.Dropped.Add(6)
+	st.ZoneLatency.Counts[0].Add(3) // ≤ 50 µs
+	st.ZoneLatency.Counts[4].Add(1) // ≤ 1 ms
+	st.ZoneLatency.Sum.Add(int64(1200 * time.Microsecond))
+	st.ForwardLatency.Counts[len(dnsserver.LatencyBounds)].Add(1) // over 2.5 s
+	st.ForwardLatency.Sum.Add(int64(3 * time.Second))
 	return st
 }
 
@@ -55,6 +62,22 @@ overlay_dns_responses_total{rcode="SERVFAIL"} 0
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want),
 		"overlay_dns_forwards_total", "overlay_dns_malformed_total", "overlay_dns_responses_total"); err != nil {
 		t.Error(err)
+	}
+	h := histogram(t, c, "zone")
+	if h.GetSampleCount() != 4 || h.GetSampleSum() != 0.0012 {
+		t.Errorf("zone latency: got count %d sum %v, want 4 and 0.0012", h.GetSampleCount(), h.GetSampleSum())
+	}
+	for _, b := range h.GetBucket() {
+		want := uint64(3)
+		if b.GetUpperBound() >= 0.001 {
+			want = 4
+		}
+		if b.GetCumulativeCount() != want {
+			t.Errorf("zone latency bucket le=%v: got %d, want %d", b.GetUpperBound(), b.GetCumulativeCount(), want)
+		}
+	}
+	if h := histogram(t, c, "forward"); h.GetSampleCount() != 1 || h.GetBucket()[len(h.GetBucket())-1].GetCumulativeCount() != 0 {
+		t.Errorf("forward latency: got %v, want one observation over every bound", h)
 	}
 	for name, want := range map[string]float64{
 		`overlay_dns_queries_total{type="A"}`:     5,
@@ -97,6 +120,29 @@ func sampleValue(t *testing.T, c prometheus.Collector, series string) float64 {
 	}
 	t.Fatalf("no series %s", series)
 	return 0
+}
+
+// histogram returns the overlay_dns_response_seconds series of source.
+func histogram(t *testing.T, c prometheus.Collector, source string) *dto.Histogram {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "overlay_dns_response_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetLabel()[0].GetValue() == source {
+				return m.GetHistogram()
+			}
+		}
+	}
+	t.Fatalf("no overlay_dns_response_seconds{source=%q}", source)
+	return nil
 }
 
 // docs/metrics.md documents every DNS metric.
