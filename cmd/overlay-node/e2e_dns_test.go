@@ -15,6 +15,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/overlay-node/overlay-node/crypto"
 	"github.com/overlay-node/overlay-node/internal/nstest"
 )
 
@@ -163,6 +164,25 @@ protocol = "tcp"
 `
 )
 
+// bigService returns n nodes that never run, 10.100.0.10 and on, and a
+// service "big" with an instance on each.
+func bigService(t *testing.T, n int) string {
+	t.Helper()
+	var b strings.Builder
+	var names []string
+	for i := range n {
+		key, err := crypto.GeneratePrivateKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := fmt.Sprintf("n%d", 10+i)
+		names = append(names, fmt.Sprintf("%q", name))
+		fmt.Fprintf(&b, "\n[[node]]\nname = %q\npublic_key = %q\naddress = \"10.100.0.%d/24\"\n", name, key.PublicKey().String(), 10+i)
+	}
+	fmt.Fprintf(&b, "\n[[service]]\nname = \"big\"\nnodes = [%s]\nport = 80\nprotocol = \"tcp\"\n", strings.Join(names, ", "))
+	return b.String()
+}
+
 // Three nodes serve the mesh domain. dig against two of them, across the
 // mesh and locally; glibc resolves mesh names and makes a TCP connection
 // by name; a name outside the domain is forwarded to the upstream of the
@@ -255,8 +275,9 @@ func TestDNS(t *testing.T) {
 		t.Errorf("node a said nothing about the host's resolver:\n%s", a.proc.Output())
 	}
 
-	// Reload: a service added answers at once, a removed one is gone.
-	m.tail = strings.Replace(dnsServices, `name = "postgres"`, `name = "cache"`, 1)
+	// Reload: a service added answers at once, a removed one is gone, and
+	// one with 100 instances is truncated over UDP and whole over TCP.
+	m.tail = strings.Replace(dnsServices, `name = "postgres"`, `name = "cache"`, 1) + bigService(t, 100)
 	m.write(m.nodes)
 	if err := a.proc.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
@@ -265,6 +286,17 @@ func TestDNS(t *testing.T) {
 	expectDig(t, b.host, aIP, "NOERROR", []string{"cache.mesh.internal. A 10.100.0.2", "cache.mesh.internal. A 10.100.0.3"}, "cache.mesh.internal", "A")
 	expectDig(t, b.host, aIP, "NXDOMAIN", nil, "postgres.mesh.internal", "A")
 	expectDig(t, b.host, aIP, "NXDOMAIN", nil, "_postgres._tcp.mesh.internal", "SRV")
+	udp := digAt(t, b.host, aIP, "big.mesh.internal", "A", "+noedns", "+ignore")
+	if !strings.Contains(udp.flags, "tc") || len(udp.answer) >= 100 {
+		t.Errorf("100 instances over UDP: got flags %q and %d records, want tc and fewer than 100", udp.flags, len(udp.answer))
+	}
+	if tcp := digAt(t, b.host, aIP, "big.mesh.internal", "A", "+tcp"); len(tcp.answer) != 100 || strings.Contains(tcp.flags, "tc") {
+		t.Errorf("100 instances over TCP: got flags %q and %d records, want 100", tcp.flags, len(tcp.answer))
+	}
+	// Without +ignore, dig itself falls back to TCP on TC, as resolvers do.
+	if r := digAt(t, b.host, aIP, "big.mesh.internal", "A", "+noedns"); len(r.answer) != 100 {
+		t.Errorf("100 instances, UDP with TCP fallback: got %d records, want 100", len(r.answer))
+	}
 
 	// Reload without a domain: a stops answering, and says so in status.
 	m.meshKeys, m.tail = "", ""
