@@ -3,7 +3,9 @@
 GO      ?= go
 BIN     := bin
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X main.version=$(VERSION)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(BUILD_DATE)
 FUZZTIME ?= 3s
 .PHONY: all build test unit fuzz-smoke fuzz bench demo deps lint clean
 
@@ -11,11 +13,22 @@ all: build
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/overlay-node ./cmd/overlay-node
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/overlay-node-cni ./cmd/overlay-node-cni
 
-# deps installs the Debian tools the tests need when they are missing (root only).
+# deps installs the Debian tools the tests need when they are missing (root
+# only). Each entry is command:package.
+DEBIAN_DEPS := \
+	ip:iproute2 \
+	ping:iputils-ping \
+	wg:wireguard-tools \
+	promtool:prometheus \
+	iperf3:iperf3 \
+	dig:bind9-dnsutils \
+	nft:nftables \
+
 deps:
 	@missing=""; \
-	for c in ip:iproute2 ping:iputils-ping wg:wireguard-tools promtool:prometheus iperf3:iperf3 dig:bind9-dnsutils; do \
+	for c in $(DEBIAN_DEPS); do \
 		command -v $${c%%:*} >/dev/null 2>&1 || missing="$$missing $${c##*:}"; \
 	done; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

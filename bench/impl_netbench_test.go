@@ -41,6 +41,9 @@ const (
 type tunnelPair struct {
 	procs  [2]*nstest.Proc // the daemons in A and B
 	ifaces [2]string       // their TUN interfaces
+	// responder is B's WireGuard public key, which the handshake flood
+	// computes MAC1 from; zero for an implementation the flood leaves out.
+	responder crypto.PublicKey
 }
 
 // An impl is one of the implementations under test, by how its pair starts.
@@ -94,6 +97,7 @@ func startOverlayPair(t *testing.T, p *vethPair) *tunnelPair {
 	if err := waitForward(t.Context(), p.A, overlayB.Addr(), forwardTimeout, tp.procs[:]...); err != nil {
 		t.Fatalf("overlay-node pair: %v", err)
 	}
+	tp.responder = keys[1].PublicKey()
 	return &tp
 }
 
@@ -129,6 +133,7 @@ func startWireGuardPair(t *testing.T, p *vethPair) *tunnelPair {
 	if err := waitForward(t.Context(), p.A, overlayB.Addr(), forwardTimeout, tp.procs[:]...); err != nil {
 		t.Fatalf("wireguard-go pair: %v", err)
 	}
+	tp.responder = keys[1].PublicKey()
 	return &tp
 }
 

@@ -27,6 +27,8 @@ const (
 	mRSS1       = "rss_1"       // MiB, idle, one peer
 	mRSSN       = "rss_n"       // MiB, idle, the big mesh
 	mRSSPerPeer = "rss_peer"    // KiB per idle peer
+	mTCP1Flood  = "tcp1_flood"  // Gbit/s, one TCP stream during a handshake flood
+	mFloodKept  = "flood_kept"  // mTCP1Flood over the same round's mTCP1
 )
 
 // A sample is one implementation's figures from one round, by metric key.
@@ -57,6 +59,10 @@ func atMost(x float64, unit string) target {
 	return target{fmt.Sprintf("≤ %g %s", x, unit), func(a, _ float64) bool { return a <= x }}
 }
 
+// keptUnderFlood: overlay-node keeps at least 80% of its unflooded
+// throughput under the flood, and more of it than wireguard-go keeps.
+var keptUnderFlood = target{"≥ 0.8 and above wireguard-go's", func(a, b float64) bool { return a >= 0.8 && a > b }}
+
 var lowerThanB = target{"lower (< 1x)", func(a, b float64) bool { return a < b }}
 
 // A metric is one row of a table.
@@ -80,6 +86,8 @@ func mainRows(peers int) []metric {
 		{key: mTCP1, label: "TCP, 1 stream (Gbit/s)", decimals: 2, target: ratioAtLeast(1.5)},
 		{key: mTCP1, label: "TCP, 1 stream, lowest ratio of a round", decimals: 2, target: ratioAtLeast(1.5), worstRound: true},
 		{key: mTCP1Retx, label: "TCP, 1 stream, retransmits", decimals: 0},
+		{key: mTCP1Flood, label: "TCP, 1 stream, under a handshake flood (Gbit/s)", decimals: 2, twoWay: true},
+		{key: mFloodKept, label: "TCP, 1 stream, share kept under the flood", decimals: 2, target: keptUnderFlood, twoWay: true},
 		{key: mTCP4, label: "TCP, 4 streams (Gbit/s)", decimals: 2, target: ratioAtLeast(1.5)},
 		{key: mUDPkpps, label: "UDP 200 B, received (kpps)", decimals: 0, target: ratioAtLeast(1.5)},
 		{key: mUDPLoss, label: "UDP 200 B, lost (%)", decimals: 1},

@@ -5,12 +5,15 @@ package bench_test
 import (
 	"fmt"
 	"math"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/overlay-node/overlay-node/crypto"
+	"github.com/overlay-node/overlay-node/internal/flood"
 	"github.com/overlay-node/overlay-node/internal/nstest"
 )
 
@@ -53,10 +56,12 @@ func envInt(t *testing.T, name string, def, min int) int {
 
 // estimate is how long the side-by-side should take with s on 2 cores,
 // besides building the binaries: per implementation and round, three iperf3
-// runs and about 4 s of start, pings and iperf3 set-up; per round of the
+// runs (four, with about 2 s more, for those the flood runs against) and
+// about 4 s of start, pings and iperf3 set-up; per round of the
 // scale test, about 8 s of settling and 0.2 ms per node of the mesh.
 func (s settings) estimate() time.Duration {
-	per := time.Duration(len(impls)) * (time.Duration(3*s.seconds)*time.Second + 4*time.Second)
+	per := time.Duration(len(impls))*(time.Duration(3*s.seconds)*time.Second+4*time.Second) +
+		2*time.Duration(s.seconds+2)*time.Second
 	if s.peers > 0 {
 		per += 8*time.Second + time.Duration(s.peers)*200*time.Microsecond
 	}
@@ -185,6 +190,17 @@ func measureRound(t *testing.T, p *vethPair, tp *tunnelPair, secs int) sample {
 		}
 	}
 
+	if tp.responder != (crypto.PublicKey{}) {
+		if r, err := iperf3Flooded(t, p, tp, secs); err != nil {
+			fail("TCP, 1 stream, flooded", err)
+		} else {
+			s[mTCP1Flood] = r.BitsPerSecond / 1e9
+			if v, ok := s[mTCP1]; ok && v > 0 {
+				s[mFloodKept] = s[mTCP1Flood] / v
+			}
+		}
+	}
+
 	if r, err := iperf3(ctx, p.A, overlayB.Addr(), secs, "-P", "4"); err != nil {
 		fail("TCP, 4 streams", err)
 	} else {
@@ -207,9 +223,52 @@ func measureRound(t *testing.T, p *vethPair, tp *tunnelPair, secs int) sample {
 	}
 	s[mRSS] = rss
 
+	t.Logf("tcp1 flooded %.2f Gbit/s (%.2f kept)", s[mTCP1Flood], s[mFloodKept])
 	t.Logf("tcp1 %.2f Gbit/s (%.0f retransmits), tcp4 %.2f Gbit/s, udp %.0f kpps (%.1f%% lost), added rtt %.0f µs (raw %.0f), cpu %.3f s/Gbit, rss %.1f MiB",
 		s[mTCP1], s[mTCP1Retx], s[mTCP4], s[mUDPkpps], s[mUDPLoss], s[mAddedRTT], s[mRawRTT], s[mCPUPerGbit], s[mRSS])
 	return s
+}
+
+// The handshake flood: what a node's port sees when the internet finds it,
+// as issue-sized as the machine allows. Initiations with a valid MAC1 for
+// B's key from 150 sources of floodSources, at 20,000 per second, from a
+// second before the single-stream run until it ends.
+const (
+	floodRate    = 20000
+	floodSenders = 150
+)
+
+// iperf3Flooded runs the single-stream TCP test while the flood hits B's
+// port, and logs what the flood sent and how many cookie replies came back.
+func iperf3Flooded(t *testing.T, p *vethPair, tp *tunnelPair, secs int) (iperfResult, error) {
+	var sources []netip.Addr
+	for a := floodSources.Addr().Next(); len(sources) < floodSenders; a = a.Next() {
+		sources = append(sources, a)
+	}
+	var f *flood.Flood
+	err := p.Internet.InNetns(func() (err error) {
+		f, err = flood.Open(flood.Config{
+			Target:    netip.AddrPortFrom(p.Internet.GatewayAddr, listenPort),
+			Responder: tp.responder,
+			Sources:   sources,
+			Rate:      floodRate,
+			Duration:  time.Duration(secs+1)*time.Second + 500*time.Millisecond,
+		})
+		return err
+	})
+	if err != nil {
+		return iperfResult{}, err
+	}
+	defer f.Close()
+	stop := make(chan struct{})
+	done := make(chan flood.Result, 1)
+	go func() { done <- f.Run(stop) }()
+	time.Sleep(time.Second)
+	r, err := iperf3(t.Context(), p.A, overlayB.Addr(), secs)
+	close(stop)
+	res := <-done
+	t.Logf("flood: %d initiations sent (%d refused locally), %d cookie replies came back", res.Sent, res.SendErrors, res.CookieReplies)
+	return r, err
 }
 
 // firstErr returns the first non-nil error.

@@ -25,7 +25,14 @@ var (
 // methods run commands inside them.
 type vethPair struct {
 	A, B *nstest.Host
+	// Internet is a namespace behind B that owns floodSources: where the
+	// handshake flood comes from.
+	Internet *nstest.Site
 }
+
+// floodSources is the prefix the handshake flood's spoofed sources come
+// from, routed to B from beyond the veth; also in RFC 2544's range.
+var floodSources = netip.MustParsePrefix("198.19.0.0/24")
 
 // newVethPair creates the topology, skipping t unless it runs as root.
 // nstest deletes both namespaces, after killing any process inside, in t's
@@ -33,7 +40,7 @@ type vethPair struct {
 func newVethPair(t *testing.T) *vethPair {
 	t.Helper()
 	a, b := nstest.NewLink(t, underlayA, underlayB)
-	p := &vethPair{A: a, B: b}
+	p := &vethPair{A: a, B: b, Internet: nstest.AttachNetwork(t, b, floodSources)}
 	if err := nstest.Ping(t, p.A, p.B.Addr.String()); err != nil {
 		t.Fatalf("underlay: %v", err)
 	}

@@ -20,7 +20,7 @@ import (
 var (
 	topKeys  = []string{"mesh", "node", "allow", "expect", "service"}
 	meshKeys = []string{"name", "port", "mtu", "deny", "conntrack_max", "domain", "dns_upstream"}
-	nodeKeys = []string{"name", "public_key", "address", "endpoint", "subnets", "keepalive", "port", "groups"}
+	nodeKeys = []string{"name", "public_key", "address", "endpoint", "subnets", "containers", "keepalive", "port", "groups"}
 )
 
 // topTables names the top-level tables, as hints list them.
@@ -213,6 +213,8 @@ func (d *decoder) node(v *value) Node {
 			}
 		case "subnets":
 			n.Subnets = d.prefixes(n.src, k, e, false, parseSubnet)
+		case "containers":
+			n.Containers = d.prefixes(n.src, k, e, false, parseSubnet)
 		case "keepalive":
 			if s, ok := d.str(n.src, "node", k, e); ok {
 				ka, err := time.ParseDuration(s)

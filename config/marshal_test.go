@@ -38,14 +38,15 @@ type (
 		Verdict string `toml:"verdict"`
 	}
 	fileNode struct {
-		Name      string   `toml:"name"`
-		PublicKey string   `toml:"public_key"`
-		Address   any      `toml:"address"` // a string, or a list for more than one
-		Endpoint  string   `toml:"endpoint,omitempty"`
-		Subnets   []string `toml:"subnets,omitempty"`
-		Keepalive string   `toml:"keepalive,omitempty"`
-		Port      uint16   `toml:"port,omitempty"` // left out when it is the mesh port
-		Groups    []string `toml:"groups,omitempty"`
+		Name       string   `toml:"name"`
+		PublicKey  string   `toml:"public_key"`
+		Address    any      `toml:"address"` // a string, or a list for more than one
+		Endpoint   string   `toml:"endpoint,omitempty"`
+		Subnets    []string `toml:"subnets,omitempty"`
+		Containers []string `toml:"containers,omitempty"`
+		Keepalive  string   `toml:"keepalive,omitempty"`
+		Port       uint16   `toml:"port,omitempty"` // left out when it is the mesh port
+		Groups     []string `toml:"groups,omitempty"`
 	}
 )
 
@@ -71,6 +72,9 @@ func marshal(m *Mesh) ([]byte, error) {
 		}
 		for _, s := range n.Subnets {
 			fn.Subnets = append(fn.Subnets, s.String())
+		}
+		for _, s := range n.Containers {
+			fn.Containers = append(fn.Containers, s.String())
 		}
 		switch {
 		case n.Keepalive%time.Second == 0 && n.Keepalive != 0:

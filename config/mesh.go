@@ -59,10 +59,13 @@ type Node struct {
 	Addresses []netip.Prefix   // overlay addresses with the overlay prefix length, e.g. 10.100.0.1/24
 	Endpoint  string           // host:port where peers reach it; empty behind NAT
 	Subnets   []netip.Prefix   // networks behind the node, in canonical (masked) form
-	Keepalive time.Duration    // persistent keepalive interval; zero means off
-	Port      uint16           // UDP listen port; the mesh port unless the node sets its own
-	Groups    []string         // groups the node's addresses and subnets belong to, for [[allow]] rules
-	Line      int              // line of the node's [[node]] header; zero for a Node built in code
+	// Containers are the networks the node hands to its containers, at
+	// most one IPv4 and one IPv6, canonical. Routed like Subnets.
+	Containers []netip.Prefix
+	Keepalive  time.Duration // persistent keepalive interval; zero means off
+	Port       uint16        // UDP listen port; the mesh port unless the node sets its own
+	Groups     []string      // groups the node's addresses and subnets belong to, for [[allow]] rules
+	Line       int           // line of the node's [[node]] header; zero for a Node built in code
 
 	src *source
 }
@@ -170,13 +173,21 @@ func (m *Mesh) Self(pub crypto.PublicKey) (*Node, error) {
 }
 
 // AllowedIPs returns the prefixes whose packets belong to n: its addresses as
-// host routes, then its subnets. These are the peer's WireGuard allowed IPs.
+// host routes, then its subnets and container networks. These are the
+// peer's WireGuard allowed IPs, and what its groups stand for.
 func (n *Node) AllowedIPs() []netip.Prefix {
-	ips := make([]netip.Prefix, 0, len(n.Addresses)+len(n.Subnets))
+	ips := make([]netip.Prefix, 0, len(n.Addresses)+len(n.Subnets)+len(n.Containers))
 	for _, a := range n.Addresses {
 		ips = append(ips, netip.PrefixFrom(a.Addr(), a.Addr().BitLen()))
 	}
-	return append(ips, n.Subnets...)
+	ips = append(ips, n.Subnets...)
+	return append(ips, n.Containers...)
+}
+
+// RoutedPrefixes returns the networks behind n that other nodes route
+// through the interface to it: its subnets and container networks.
+func (n *Node) RoutedPrefixes() []netip.Prefix {
+	return append(append([]netip.Prefix{}, n.Subnets...), n.Containers...)
 }
 
 // OverlayPrefixes returns the networks the nodes' addresses imply (each

@@ -446,7 +446,8 @@ func (m *Mesh) node(name string) *Node {
 }
 
 // Policy compiles the [[allow]] rules, resolving their selectors: a node
-// stands for its addresses (as host prefixes) and subnets, a group for those
+// stands for its addresses (as host prefixes), subnets and container
+// networks, a group for those
 // of every node in it, and "*" for every IPv4 and IPv6 address. It returns
 // nil, the policy that allows everything, when the mesh has no rules. The
 // mesh should be valid.

@@ -213,88 +213,123 @@ type addrRef struct {
 	node, elem int
 }
 
-// subnets checks that every address routes to exactly one node: subnets are
-// canonical, and no subnet overlaps a subnet or contains an address of
-// another node. addrs holds the valid overlay addresses. Both checks sort,
-// so that meshes of thousands of nodes validate quickly.
+// subnets checks that every address routes to exactly one node: subnets and
+// container networks are canonical, no subnet contains an address of
+// another node, no container network contains any overlay address, and no
+// two of them overlap, except subnets of one node. addrs holds the valid
+// overlay addresses. Both checks sort, so that meshes of thousands of nodes
+// validate quickly.
 func (v *validator) subnets(addrs []addrRef) {
 	nodes := v.m.Nodes
 	slices.SortFunc(addrs, func(a, b addrRef) int { return a.addr.Compare(b.addr) })
 
-	type subnet struct {
-		p          netip.Prefix
-		last       netip.Addr
-		node, elem int
-	}
-	var subnets []subnet
+	var subnets []routed
 	for i := range nodes {
 		n := &nodes[i]
-		for j, s := range n.Subnets {
-			if msg, hint := subnetProblem(s); msg != "" {
-				v.add(n.src, "node", "subnets", j, msg, hint)
-				continue
+		for _, key := range []string{"subnets", "containers"} {
+			list := n.Subnets
+			if key == "containers" {
+				list = n.Containers
+				v.containerFamilies(n)
 			}
-			subnets = append(subnets, subnet{s, lastAddr(s), i, j})
-
-			// One error per subnet, however many addresses it swallows.
-			var first *addrRef
-			contained := 0
-			k, _ := slices.BinarySearchFunc(addrs, s.Addr(), func(a addrRef, t netip.Addr) int { return a.addr.Compare(t) })
-			for ; k < len(addrs) && s.Contains(addrs[k].addr); k++ {
-				if addrs[k].node != i {
-					if first == nil {
-						first = &addrs[k]
-					}
-					contained++
+			for j, s := range list {
+				msg, hint := subnetProblem(s)
+				if msg == "" && key == "containers" {
+					msg, hint = containerProblem(s)
 				}
+				if msg != "" {
+					v.add(n.src, "node", key, j, msg, hint)
+					continue
+				}
+				r := routed{s, lastAddr(s), key, i, j}
+				subnets = append(subnets, r)
+				v.containsAddress(r, addrs)
 			}
-			if first == nil {
-				continue
-			}
-			o := &nodes[first.node]
-			more := ""
-			switch {
-			case contained == 2:
-				more = ", and 1 more overlay address"
-			case contained > 2:
-				more = fmt.Sprintf(", and %d more overlay addresses", contained-1)
-			}
-			v.add(n.src, "node", "subnets", j, fmt.Sprintf("%s contains %s, the address of %s%s%s", s, first.addr, o.label(first.node), where(o.src, "address", first.elem), more),
-				"narrow the subnet so that it leaves out the overlay addresses of other nodes")
 		}
 	}
 
 	// Two prefixes overlap when one contains the other. Sorted by first
-	// address, and wider first, every subnet overlaps exactly the subnets
+	// address, and wider first, every prefix overlaps exactly the prefixes
 	// still open on the stack: those whose range reaches its start.
-	slices.SortStableFunc(subnets, func(a, b subnet) int {
+	slices.SortStableFunc(subnets, func(a, b routed) int {
 		if c := a.p.Addr().Compare(b.p.Addr()); c != 0 {
 			return c
 		}
 		return a.p.Bits() - b.p.Bits()
 	})
-	var open []subnet
+	var open []routed
 	for _, s := range subnets {
 		for len(open) > 0 && open[len(open)-1].last.Less(s.p.Addr()) {
 			open = open[:len(open)-1]
 		}
 		for _, o := range open {
-			// Report at whichever of the two comes later in the file.
-			early, late := o, s
-			if late.node < early.node || late.node == early.node && late.elem < early.elem {
-				early, late = late, early
-			}
-			ln, en := &nodes[late.node], &nodes[early.node]
-			switch {
-			case late.node != early.node:
-				v.add(ln.src, "node", "subnets", late.elem, fmt.Sprintf("%s overlaps %s of %s%s", late.p, early.p, en.label(early.node), where(en.src, "subnets", early.elem)),
-					"subnets of different nodes must not overlap, so that every address routes to exactly one node")
-			case late.p == early.p:
-				v.add(ln.src, "node", "subnets", late.elem, fmt.Sprintf("%s is listed twice", late.p), "remove the duplicate")
-			}
-			// Overlapping subnets of one node are harmless.
+			v.overlap(o, s)
 		}
 		open = append(open, s)
+	}
+}
+
+// routed is a valid subnet or container network, and the key, node and
+// element of its list it was written at.
+type routed struct {
+	p          netip.Prefix
+	last       netip.Addr
+	key        string // "subnets" or "containers"
+	node, elem int
+}
+
+// containsAddress reports the overlay addresses r swallows: those of other
+// nodes for a subnet, any for a container network. One error per prefix,
+// however many addresses it swallows.
+func (v *validator) containsAddress(r routed, addrs []addrRef) {
+	nodes := v.m.Nodes
+	var first *addrRef
+	contained := 0
+	k, _ := slices.BinarySearchFunc(addrs, r.p.Addr(), func(a addrRef, t netip.Addr) int { return a.addr.Compare(t) })
+	for ; k < len(addrs) && r.p.Contains(addrs[k].addr); k++ {
+		if addrs[k].node != r.node || r.key == "containers" {
+			if first == nil {
+				first = &addrs[k]
+			}
+			contained++
+		}
+	}
+	if first == nil {
+		return
+	}
+	o := &nodes[first.node]
+	more := ""
+	switch {
+	case contained == 2:
+		more = ", and 1 more overlay address"
+	case contained > 2:
+		more = fmt.Sprintf(", and %d more overlay addresses", contained-1)
+	}
+	hint := "narrow the subnet so that it leaves out the overlay addresses of other nodes"
+	if r.key == "containers" {
+		hint = "give containers a network of their own, outside the overlay addresses"
+	}
+	v.add(nodes[r.node].src, "node", r.key, r.elem, fmt.Sprintf("%s contains %s, the address of %s%s%s", r.p, first.addr, o.label(first.node), where(o.src, "address", first.elem), more), hint)
+}
+
+// overlap reports two prefixes that overlap, at whichever of the two comes
+// later in the file. Overlapping subnets of one node are harmless.
+func (v *validator) overlap(a, b routed) {
+	nodes := v.m.Nodes
+	early, late := a, b
+	if late.node < early.node || late.node == early.node && (late.key == "subnets" && early.key == "containers" || late.key == early.key && late.elem < early.elem) {
+		early, late = late, early
+	}
+	ln, en := &nodes[late.node], &nodes[early.node]
+	switch {
+	case late.p == early.p && late.node == early.node && late.key == early.key:
+		v.add(ln.src, "node", late.key, late.elem, fmt.Sprintf("%s is listed twice", late.p), "remove the duplicate")
+	case late.node != early.node:
+		v.add(ln.src, "node", late.key, late.elem, fmt.Sprintf("%s overlaps %s of %s%s", late.p, early.p, en.label(early.node), where(en.src, early.key, early.elem)),
+			"subnets and container networks of different nodes must not overlap, so that every address routes to exactly one node")
+	case late.key != early.key || late.key == "containers":
+		v.add(ln.src, "node", late.key, late.elem, fmt.Sprintf("%s overlaps %s%s of the same node", late.p, early.p, where(en.src, early.key, early.elem)),
+			"a container network must be the node's own: keep it apart from its subnets and its other container network")
 	}
 }
 

@@ -1,6 +1,7 @@
 package crypto
 
 import (
+	"crypto/cipher"
 	"crypto/rand"
 	"crypto/subtle"
 	"errors"
@@ -66,9 +67,9 @@ func macOffsets(msg []byte) (mac1, mac2 int, ok bool) {
 // concurrent use.
 type CookieChecker struct {
 	// Immutable after NewCookieChecker.
-	mac1      *keyedMAC     // keyed with HASH("mac1----" || local key)
-	cookieKey [KeySize]byte // HASH("cookie--" || local key): seals replies
-	random    io.Reader     // crypto/rand; tests make it reproducible
+	mac1   *keyedMAC   // keyed with HASH("mac1----" || local key)
+	sealer cipher.AEAD // XChaCha20-Poly1305 under HASH("cookie--" || local key): seals replies
+	random io.Reader   // crypto/rand; tests make it reproducible
 
 	mu sync.RWMutex
 	// Guarded by mu.
@@ -78,10 +79,12 @@ type CookieChecker struct {
 
 // NewCookieChecker returns the checker for messages sent to local.
 func NewCookieChecker(local PublicKey) *CookieChecker {
+	key := hashSum([]byte(labelCookie), local[:])
+	sealer, _ := chacha20poly1305.NewX(key[:]) // a 32-byte key: cannot fail
 	return &CookieChecker{
-		mac1:      newKeyedMAC(hashSum([]byte(labelMAC1), local[:])),
-		cookieKey: hashSum([]byte(labelCookie), local[:]),
-		random:    rand.Reader,
+		mac1:   newKeyedMAC(hashSum([]byte(labelMAC1), local[:])),
+		sealer: sealer,
+		random: rand.Reader,
 	}
 }
 
@@ -99,7 +102,10 @@ func (c *CookieChecker) CheckMAC1(msg []byte) bool {
 // has replaced the secret since.
 func (c *CookieChecker) CheckMAC2(msg, src []byte, now time.Time) bool {
 	_, o2, ok := macOffsets(msg)
-	if !ok {
+	if !ok || allZero(msg[o2:]) {
+		// A sender without a cookie sends a zero mac2; no cookie makes
+		// one but with chance 2^-128. Skipping the two BLAKE2s calls is
+		// what keeps a flood of such messages cheap.
 		return false
 	}
 	c.mu.RLock()
@@ -138,8 +144,7 @@ func (c *CookieChecker) CreateReply(msg, src []byte, now time.Time) (CookieReply
 	cookie := mac(c.secret[:], src)
 	c.mu.Unlock()
 
-	aead, _ := chacha20poly1305.NewX(c.cookieKey[:])
-	aead.Seal(reply.Cookie[:0], reply.Nonce[:], cookie[:], msg[o1:o2])
+	c.sealer.Seal(reply.Cookie[:0], reply.Nonce[:], cookie[:], msg[o1:o2])
 	return reply, nil
 }
 
@@ -241,4 +246,13 @@ func (m *keyedMAC) verify(data, want []byte) bool {
 	ok := subtle.ConstantTimeCompare(s.h.Sum(s.sum[:0]), want) == 1
 	m.pool.Put(s)
 	return ok
+}
+
+// allZero reports whether b holds only zeros.
+func allZero(b []byte) bool {
+	var acc byte
+	for _, x := range b {
+		acc |= x
+	}
+	return acc == 0
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -43,8 +44,13 @@ type udpSocket struct {
 	v6   bool
 	gso  atomic.Bool // the kernel took UDP_SEGMENT; cleared when a send fails with EIO
 	gro  bool
-	recv receiveScratch // owned by the socket's one receiving goroutine
-	send sync.Pool      // of *sendScratch, so concurrent senders never share
+	// narrow holds the destinations a GSO train could not reach whole
+	// (see sendTo). It is replaced, never changed, so Send reads it
+	// without a lock; narrowMu orders the replacements.
+	narrow   atomic.Pointer[map[netip.AddrPort]narrowPath]
+	narrowMu sync.Mutex
+	recv     receiveScratch // owned by the socket's one receiving goroutine
+	send     sync.Pool      // of *sendScratch, so concurrent senders never share
 }
 
 func (b *linuxBind) BatchSize() int { return BatchSize }
@@ -136,6 +142,15 @@ func listen(network string, port uint16) (*udpSocket, uint16, error) {
 			_, err := unix.GetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_SEGMENT)
 			s.gso.Store(err == nil)
 			s.gro = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_GRO, 1) == nil
+			if !s.v6 {
+				// Clear the don't-fragment bit, as kernel WireGuard does: a
+				// datagram larger than the path is fragmented (here or by a
+				// router) rather than dropped, so a path narrower than the
+				// mesh MTU plus our overhead works without ICMP reaching us
+				// (docs/datapath.md, "Path MTU"). IPv6 always fragments at
+				// the source, at the path MTU the kernel learned.
+				_ = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DONT)
+			}
 		})
 	}}
 	addr := netip.AddrPortFrom(netip.IPv4Unspecified(), port)
@@ -332,14 +347,15 @@ func (sc *sendScratch) setAddr(to netip.AddrPort) uint32 {
 	return unix.SizeofSockaddrInet6
 }
 
-// build lays pkts out as messages: with gso, each run of equal-size
-// datagrams (the last may be shorter) becomes one train.
-func (sc *sendScratch) build(pkts [][]byte, namelen uint32, gso bool) {
+// build lays pkts out as messages: each run of equal-size datagrams (the
+// last may be shorter) smaller than gsoBelow becomes one train; 0 sends
+// every datagram alone.
+func (sc *sendScratch) build(pkts [][]byte, namelen uint32, gsoBelow int) {
 	nh := 0
 	for i := 0; i < len(pkts); {
 		size := len(pkts[i])
 		j, total := i+1, size
-		for gso && j < len(pkts) && j-i < MaxGSOSegments && len(pkts[j]) <= size && total+len(pkts[j]) <= maxGSOBytes {
+		for size < gsoBelow && j < len(pkts) && j-i < MaxGSOSegments && len(pkts[j]) <= size && total+len(pkts[j]) <= maxGSOBytes {
 			total += len(pkts[j])
 			j++
 			if len(pkts[j-1]) < size {
@@ -383,22 +399,86 @@ func (s *udpSocket) sendTo(pkts [][]byte, to netip.AddrPort) error {
 	sc := s.send.Get().(*sendScratch)
 	defer s.send.Put(sc)
 	namelen := sc.setAddr(to)
-	gso := s.gso.Load()
-	sc.build(pkts, namelen, gso)
+	gsoBelow := 0
+	if s.gso.Load() {
+		gsoBelow = s.gsoLimit(to)
+	}
+	sc.build(pkts, namelen, gsoBelow)
 	sc.err = nil
 	if err := s.raw.Write(sc.send); err != nil {
 		return err
 	}
-	if gso && errors.Is(sc.err, unix.EIO) {
+	if gsoBelow == 0 || sc.err == nil {
+		return sc.err
+	}
+	failed := sc.todo[0].hdr.Iovlen > 1 // a train, not a single datagram
+	rest := pkts[sc.sentPackets():]
+	switch {
+	case errors.Is(sc.err, unix.EIO):
 		// The route's device cannot checksum a GSO train (some virtual
 		// NICs): send datagram by datagram from now on, starting with the
 		// train that failed.
 		s.gso.Store(false)
-		sc.build(pkts[sc.sentPackets():], namelen, false)
-		sc.err = nil
-		if err := s.raw.Write(sc.send); err != nil {
-			return err
-		}
+		gsoBelow = 0
+	case failed && (errors.Is(sc.err, unix.EMSGSIZE) || errors.Is(sc.err, unix.EINVAL)):
+		// The train's segments are larger than the path MTU to this
+		// destination. The kernel fragments a single datagram but not the
+		// segments of a train, so datagrams this large go alone to this
+		// destination for a while.
+		gsoBelow = len(rest[0])
+		s.setNarrow(to, gsoBelow)
+	default:
+		return sc.err
+	}
+	sc.build(rest, namelen, gsoBelow)
+	sc.err = nil
+	if err := s.raw.Write(sc.send); err != nil {
+		return err
 	}
 	return sc.err
+}
+
+// A narrowPath is a destination whose path MTU is below a GSO train's
+// segments: datagrams of at least seg bytes go to it alone until the
+// system clock (Unix nanoseconds) passes until.
+type narrowPath struct {
+	seg   int
+	until int64
+}
+
+// Bounds of the narrow-path memory: an entry is forgotten after
+// narrowPathLifetime, as the kernel forgets a learned path MTU
+// (net.ipv4.route.mtu_expires), so a path that widens gets GSO back; and
+// the memory starts afresh past maxNarrowPaths destinations.
+const (
+	narrowPathLifetime = 10 * time.Minute
+	maxNarrowPaths     = 4096
+)
+
+// gsoLimit returns the datagram size from which sends to to go without
+// GSO: maxGSOBytes+1 (always GSO) unless to is a narrow path.
+func (s *udpSocket) gsoLimit(to netip.AddrPort) int {
+	if m := s.narrow.Load(); m != nil {
+		if np, ok := (*m)[to]; ok && time.Now().UnixNano() < np.until {
+			return np.seg
+		}
+	}
+	return maxGSOBytes + 1
+}
+
+// setNarrow records that trains of seg-byte datagrams do not reach to.
+func (s *udpSocket) setNarrow(to netip.AddrPort, seg int) {
+	s.narrowMu.Lock()
+	defer s.narrowMu.Unlock()
+	now := time.Now().UnixNano()
+	m := make(map[netip.AddrPort]narrowPath)
+	if old := s.narrow.Load(); old != nil && len(*old) < maxNarrowPaths {
+		for k, v := range *old {
+			if now < v.until {
+				m[k] = v
+			}
+		}
+	}
+	m[to] = narrowPath{seg: seg, until: now + int64(narrowPathLifetime)}
+	s.narrow.Store(&m)
 }

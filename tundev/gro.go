@@ -1,6 +1,10 @@
 package tundev
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/overlay-node/overlay-node/packet"
+)
 
 // Receive-side GRO: the opened packets of a batch are coalesced per flow
 // into TCP and UDP super-packets that the TUN device takes with a
@@ -15,70 +19,54 @@ import "encoding/binary"
 // coalescing in wireguard-go's tun package, which does verify.
 
 const (
-	protoTCP = 6
-	protoUDP = 17
-
-	tcpFlagFIN = 0x01
-	tcpFlagPSH = 0x08
-	tcpFlagACK = 0x10
-
-	maxIPPacket = 1<<16 - 1
+	maxIPPacket = packet.MaxIPv4Len
 	// groFlows bounds the flows open at once; a batch rarely has more,
 	// and a linear scan over a few beats a map.
 	groFlows = 8
 )
 
-// groPacket is a packet as GRO sees it.
+// groPacket is a packet as GRO sees it: its headers as packet.Parse read
+// them, and what GRO adds.
 type groPacket struct {
-	v6           bool
-	proto        byte
-	ipLen        int // IP header length
-	l4Len        int // TCP or UDP header length
-	payload      int // bytes after the transport header
-	srcOff, alen int // address offset and length in the IP header
-	seq          uint32
-	flags        byte // TCP flags
+	packet.Packet
+	l4Len   int // TCP or UDP header length
+	payload int // bytes after the transport header
+	seq     uint32
 }
 
 // parseGRO reports whether pkt is a TCP or UDP packet that GRO may merge:
-// no IP options or extension headers, not a fragment, with a payload, and
-// for TCP only ACK and PSH set.
+// no IP options or extension headers, not a fragment, no padding, with a
+// payload, and for TCP only ACK and PSH set. The Packet it returns is set
+// whenever pkt parses, merged or not.
 func parseGRO(pkt []byte, udp bool) (groPacket, bool) {
-	var p groPacket
-	if len(pkt) < 20 {
+	ip, err := packet.Parse(pkt)
+	p := groPacket{Packet: ip}
+	if err != nil || ip.TotalLen != len(pkt) || ip.IsFragment() || ip.HeaderLen != fixedHeaderLen(ip.Version) {
 		return p, false
 	}
-	switch pkt[0] >> 4 {
-	case 4:
-		if pkt[0]&0x0f != 5 || int(binary.BigEndian.Uint16(pkt[2:])) != len(pkt) ||
-			binary.BigEndian.Uint16(pkt[6:])&0x3fff != 0 {
-			return p, false
-		}
-		p.ipLen, p.proto, p.srcOff, p.alen = 20, pkt[9], 12, 4
-	case 6:
-		if len(pkt) < 40 || int(binary.BigEndian.Uint16(pkt[4:]))+40 != len(pkt) {
-			return p, false
-		}
-		p.v6, p.ipLen, p.proto, p.srcOff, p.alen = true, 40, pkt[6], 8, 16
-	default:
-		return p, false
-	}
-	l4 := pkt[p.ipLen:]
 	switch {
-	case p.proto == protoTCP && len(l4) >= 20:
-		p.l4Len = int(l4[12]>>4) * 4
-		p.flags = l4[13]
-		p.seq = binary.BigEndian.Uint32(l4[4:])
-		if p.l4Len < 20 || p.l4Len > len(l4) || p.flags&^(tcpFlagACK|tcpFlagPSH) != 0 || p.flags&tcpFlagACK == 0 {
+	case ip.Proto == packet.ProtoTCP:
+		if ip.TCPFlags&^(packet.TCPFlagACK|packet.TCPFlagPSH) != 0 || ip.TCPFlags&packet.TCPFlagACK == 0 {
 			return p, false
 		}
-	case p.proto == protoUDP && udp && len(l4) >= 8:
-		p.l4Len = 8
+		p.l4Len = int(ip.TCPHeaderLen)
+		p.seq = binary.BigEndian.Uint32(pkt[ip.HeaderLen+packet.TCPSeqOff:])
+	case ip.Proto == packet.ProtoUDP && udp:
+		p.l4Len = packet.UDPHeaderLen
 	default:
 		return p, false
 	}
-	p.payload = len(l4) - p.l4Len
+	p.payload = len(pkt) - ip.HeaderLen - p.l4Len
 	return p, p.payload > 0
+}
+
+// fixedHeaderLen is the IP header length without options or extension
+// headers.
+func fixedHeaderLen(version uint8) int {
+	if version == 6 {
+		return packet.IPv6HeaderLen
+	}
+	return packet.IPv4HeaderLen
 }
 
 // groFlow is a super-packet being built in the buffer of its first packet.
@@ -108,7 +96,7 @@ func (g *groBatch) coalesce(pkts [][]byte) {
 		pkt := buf[HeaderRoom:]
 		p, ok := parseGRO(pkt, g.udp)
 		if !ok {
-			g.closeFlowOf(pkt)
+			g.closeFlowOf(p.Packet)
 			g.emit(buf)
 			continue
 		}
@@ -127,18 +115,19 @@ func (g *groBatch) emit(buf []byte) {
 	g.hdrs = append(g.hdrs, virtioHdr{})
 }
 
-// sameFlow compares addresses and ports of two packets of one family.
-func sameFlow(a, b []byte, p groPacket) bool {
-	n := p.srcOff + 2*p.alen
-	return string(a[p.srcOff:n]) == string(b[p.srcOff:n]) &&
-		string(a[p.ipLen:p.ipLen+4]) == string(b[p.ipLen:p.ipLen+4])
+// sameFlow reports whether b is of a's flow: the same protocol, addresses
+// and ports. A b without ports (a non-first fragment) may be of any flow
+// between its addresses.
+func sameFlow(a, b packet.Packet) bool {
+	return a.Proto == b.Proto && a.Src == b.Src && a.Dst == b.Dst &&
+		(!b.HasPorts || a.SrcPort == b.SrcPort && a.DstPort == b.DstPort)
 }
 
 // flowOf returns the open flow pkt belongs to, or nil.
 func (g *groBatch) flowOf(pkt []byte, p groPacket) *groFlow {
 	for i := range g.flows[:g.open] {
 		f := &g.flows[i]
-		if !f.closed && f.p.v6 == p.v6 && f.p.proto == p.proto && sameFlow(g.out[f.out][HeaderRoom:], pkt, p) {
+		if !f.closed && sameFlow(f.p.Packet, p.Packet) {
 			return f
 		}
 	}
@@ -146,18 +135,14 @@ func (g *groBatch) flowOf(pkt []byte, p groPacket) *groFlow {
 }
 
 // closeFlowOf ends the flow of a packet GRO does not merge (a FIN, say),
-// so nothing later in its flow overtakes it.
-func (g *groBatch) closeFlowOf(pkt []byte) {
-	if len(pkt) < 20 || g.open == 0 {
+// so nothing later in its flow overtakes it. A packet that does not parse
+// (ip is the zero Packet) is of no flow.
+func (g *groBatch) closeFlowOf(ip packet.Packet) {
+	if ip.Version == 0 {
 		return
 	}
 	for i := range g.flows[:g.open] {
-		f := &g.flows[i]
-		head := g.out[f.out][HeaderRoom:]
-		if f.closed || head[0]>>4 != pkt[0]>>4 || len(pkt) < f.p.ipLen+4 || (f.p.v6 && pkt[6] != f.p.proto) || (!f.p.v6 && pkt[9] != f.p.proto) {
-			continue
-		}
-		if sameFlow(head, pkt, f.p) {
+		if f := &g.flows[i]; sameFlow(f.p.Packet, ip) {
 			f.closed = true
 		}
 	}
@@ -173,7 +158,7 @@ func (g *groBatch) start(buf []byte, p groPacket) {
 	f := &g.flows[g.open]
 	g.open++
 	*f = groFlow{out: len(g.out) - 1, p: p, gso: p.payload, nextSeq: p.seq + uint32(p.payload), count: 1}
-	f.closed = p.flags&tcpFlagPSH != 0
+	f.closed = p.TCPFlags&packet.TCPFlagPSH != 0
 }
 
 // merge appends pkt's payload to f's super-packet if the kernel would have
@@ -184,24 +169,23 @@ func (g *groBatch) merge(f *groFlow, pkt []byte, p groPacket) bool {
 	headBuf := g.out[f.out]
 	head := headBuf[HeaderRoom:]
 	if p.payload > f.gso || len(head)+p.payload > maxIPPacket || len(headBuf)+p.payload > cap(headBuf) ||
-		p.l4Len != f.p.l4Len || !sameIPFields(head, pkt, p.v6) {
+		p.l4Len != f.p.l4Len || !sameIPFields(head, pkt, p.Version) {
 		f.closed = true
 		return false
 	}
-	if p.proto == protoTCP {
-		h, t := head[p.ipLen:], pkt[p.ipLen:]
-		if p.seq != f.nextSeq || string(h[8:12]) != string(t[8:12]) || string(h[14:16]) != string(t[14:16]) ||
-			string(h[20:p.l4Len]) != string(t[20:p.l4Len]) {
+	if p.Proto == packet.ProtoTCP {
+		h, t := head[p.HeaderLen:], pkt[p.HeaderLen:]
+		if p.seq != f.nextSeq || !sameTCPFields(h, t, p.l4Len) {
 			f.closed = true
 			return false
 		}
 		f.nextSeq += uint32(p.payload)
-		if p.flags&tcpFlagPSH != 0 {
-			h[13] |= tcpFlagPSH
+		if p.TCPFlags&packet.TCPFlagPSH != 0 {
+			h[packet.TCPFlagsOff] |= packet.TCPFlagPSH
 			f.closed = true
 		}
 	}
-	g.out[f.out] = append(headBuf, pkt[p.ipLen+p.l4Len:]...)
+	g.out[f.out] = append(headBuf, pkt[p.HeaderLen+p.l4Len:]...)
 	f.count++
 	if p.payload < f.gso {
 		f.closed = true
@@ -212,11 +196,22 @@ func (g *groBatch) merge(f *groFlow, pkt []byte, p groPacket) bool {
 // sameIPFields compares what must match for packets to be one
 // super-packet: IPv4 TOS, TTL and DF; IPv6 traffic class, flow label and
 // hop limit.
-func sameIPFields(a, b []byte, v6 bool) bool {
-	if v6 {
-		return string(a[:4]) == string(b[:4]) && a[7] == b[7]
+func sameIPFields(a, b []byte, version uint8) bool {
+	if version == 6 {
+		return string(a[:packet.IPv6FlowEnd]) == string(b[:packet.IPv6FlowEnd]) &&
+			a[packet.IPv6HopLimitOff] == b[packet.IPv6HopLimitOff]
 	}
-	return a[1] == b[1] && a[8] == b[8] && a[6]&0x40 == b[6]&0x40
+	return a[packet.IPv4TOSOff] == b[packet.IPv4TOSOff] && a[packet.IPv4TTLOff] == b[packet.IPv4TTLOff] &&
+		a[packet.IPv4FlagsOff]&packet.IPv4FlagDF == b[packet.IPv4FlagsOff]&packet.IPv4FlagDF
+}
+
+// sameTCPFields compares the TCP headers (l4Len bytes) of two segments
+// of a flow on what must match besides the sequence number: the ack,
+// the window and the options.
+func sameTCPFields(a, b []byte, l4Len int) bool {
+	return binary.BigEndian.Uint32(a[packet.TCPAckOff:]) == binary.BigEndian.Uint32(b[packet.TCPAckOff:]) &&
+		binary.BigEndian.Uint16(a[packet.TCPWindowOff:]) == binary.BigEndian.Uint16(b[packet.TCPWindowOff:]) &&
+		string(a[packet.TCPMinHeaderLen:l4Len]) == string(b[packet.TCPMinHeaderLen:l4Len])
 }
 
 // finish fixes the lengths and checksums of a super-packet and sets its
@@ -227,32 +222,24 @@ func (g *groBatch) finish(f *groFlow) {
 	}
 	pkt := g.out[f.out][HeaderRoom:]
 	p := f.p
-	l4len := len(pkt) - p.ipLen
-	if p.v6 {
-		binary.BigEndian.PutUint16(pkt[4:], uint16(l4len))
-	} else {
-		binary.BigEndian.PutUint16(pkt[2:], uint16(len(pkt)))
-		pkt[10], pkt[11] = 0, 0
-		binary.BigEndian.PutUint16(pkt[10:], ^foldChecksum(sumBytes(pkt[:20], 0)))
-	}
+	fixIPHeader(pkt, p.Packet)
 	h := virtioHdr{
 		flags:     virtioFlagNeedsCsum,
-		hdrLen:    uint16(p.ipLen + p.l4Len),
+		hdrLen:    uint16(p.HeaderLen + p.l4Len),
 		gsoSize:   uint16(f.gso),
-		csumStart: uint16(p.ipLen),
+		csumStart: uint16(p.HeaderLen),
 	}
 	switch {
-	case p.proto == protoUDP:
-		h.gsoType, h.csumOffset = virtioGSOUDPL4, 6
-		binary.BigEndian.PutUint16(pkt[p.ipLen+4:], uint16(l4len))
-	case p.v6:
-		h.gsoType, h.csumOffset = virtioGSOTCPv6, 16
+	case p.Proto == packet.ProtoUDP:
+		h.gsoType, h.csumOffset = virtioGSOUDPL4, packet.UDPChecksumOff
+		binary.BigEndian.PutUint16(pkt[p.HeaderLen+packet.UDPLenOff:], uint16(len(pkt)-p.HeaderLen))
+	case p.Version == 6:
+		h.gsoType, h.csumOffset = virtioGSOTCPv6, packet.TCPChecksumOff
 	default:
-		h.gsoType, h.csumOffset = virtioGSOTCPv4, 16
+		h.gsoType, h.csumOffset = virtioGSOTCPv4, packet.TCPChecksumOff
 	}
 	// The checksum field holds the pseudo-header sum; the kernel adds the
 	// rest when it segments or delivers.
-	pseudo := sumBytes(pkt[p.srcOff:p.srcOff+2*p.alen], uint64(p.proto)+uint64(l4len))
-	binary.BigEndian.PutUint16(pkt[int(h.csumStart)+int(h.csumOffset):], foldChecksum(pseudo))
+	binary.BigEndian.PutUint16(pkt[int(h.csumStart)+int(h.csumOffset):], foldChecksum(pseudoHeaderSum(pkt, p.Packet)))
 	g.hdrs[f.out] = h
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+
+	"github.com/overlay-node/overlay-node/packet"
 )
 
 // groPkt describes a test packet; build lays it out in a buffer with
@@ -21,18 +23,19 @@ type groPkt struct {
 	fill     byte
 	ttl      byte
 	opts     []byte // TCP options, a multiple of 4 bytes
+	ipOpts   []byte // IPv4 options, a multiple of 4 bytes
 }
 
 func (t groPkt) build() []byte {
 	src, dst := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
-	ipLen := 20
+	ipLen := 20 + len(t.ipOpts)
 	if t.v6 {
 		src, dst, ipLen = netip.MustParseAddr("fd00::1"), netip.MustParseAddr("fd00::2"), 40
 	}
 	l4Len := 20 + len(t.opts)
-	proto := byte(protoTCP)
+	proto := byte(packet.ProtoTCP)
 	if t.udp {
-		l4Len, proto = 8, protoUDP
+		l4Len, proto = 8, packet.ProtoUDP
 	}
 	ttl := t.ttl
 	if ttl == 0 {
@@ -49,14 +52,15 @@ func (t groPkt) build() []byte {
 		copy(pkt[8:], s[:])
 		copy(pkt[24:], d[:])
 	} else {
-		pkt[0] = 0x45
+		pkt[0] = 0x40 | byte(ipLen/4)
 		binary.BigEndian.PutUint16(pkt[2:], uint16(n))
 		pkt[6] = 0x40 // DF
 		pkt[8], pkt[9] = ttl, proto
 		s, d := src.As4(), dst.As4()
 		copy(pkt[12:], s[:])
 		copy(pkt[16:], d[:])
-		binary.BigEndian.PutUint16(pkt[10:], ^foldChecksum(sumBytes(pkt[:20], 0)))
+		copy(pkt[20:], t.ipOpts)
+		binary.BigEndian.PutUint16(pkt[10:], ^foldChecksum(sumBytes(pkt[:ipLen], 0)))
 	}
 	l4 := pkt[ipLen:]
 	binary.BigEndian.PutUint16(l4[0:], t.sport)
@@ -123,7 +127,7 @@ func segment(t *testing.T, pkt []byte, h virtioHdr) [][]byte {
 		} else {
 			binary.BigEndian.PutUint32(seg[ipLen+4:], binary.BigEndian.Uint32(pkt[ipLen+4:])+uint32(off))
 			if end < len(payload) {
-				seg[ipLen+13] &^= tcpFlagPSH | tcpFlagFIN
+				seg[ipLen+13] &^= packet.TCPFlagPSH | packet.TCPFlagFIN
 			}
 		}
 		out = append(out, seg)
@@ -137,14 +141,14 @@ func normalize(pkt []byte) string {
 	p := bytes.Clone(pkt)
 	if p[0]>>4 == 6 {
 		p[4], p[5] = 0, 0
-		if p[6] == protoUDP {
+		if p[6] == packet.ProtoUDP {
 			p[44], p[45], p[46], p[47] = 0, 0, 0, 0
 		} else {
 			p[56], p[57] = 0, 0
 		}
 	} else {
 		p[2], p[3], p[10], p[11] = 0, 0, 0, 0
-		if p[9] == protoUDP {
+		if p[9] == packet.ProtoUDP {
 			p[24], p[25], p[26], p[27] = 0, 0, 0, 0
 		} else {
 			p[36], p[37] = 0, 0
@@ -186,7 +190,8 @@ func runGRO(t *testing.T, udp bool, in []groPkt) []int {
 			if b[0]>>4 == 6 {
 				key += fmt.Sprint(b[6], b[40:42])
 			} else {
-				key += fmt.Sprint(b[9], b[20:22])
+				l4 := int(b[0]&0x0f) * 4 // past any options
+				key = fmt.Sprint(b[0]>>4, b[9], b[l4:l4+4])
 			}
 			m[key] = append(m[key], p)
 		}
@@ -208,7 +213,7 @@ func runGRO(t *testing.T, udp bool, in []groPkt) []int {
 func tcpRun(v6 bool, sport uint16, seq uint32, n, payload int) []groPkt {
 	var out []groPkt
 	for i := range n {
-		out = append(out, groPkt{v6: v6, sport: sport, seq: seq + uint32(i*payload), ack: 7, flags: tcpFlagACK,
+		out = append(out, groPkt{v6: v6, sport: sport, seq: seq + uint32(i*payload), ack: 7, flags: packet.TCPFlagACK,
 			payload: payload, fill: byte(i), opts: []byte{1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2}})
 	}
 	return out
@@ -249,8 +254,8 @@ func TestGRO(t *testing.T) {
 			}
 			return out
 		}(), []int{4, 4}},
-		{"FIN is written alone and ends the flow", false, cat(tcpRun(false, 1, 0, 2, 1000), withFlags(tcpRun(false, 1, 2000, 1, 1000), 0, tcpFlagFIN), tcpRun(false, 1, 3000, 2, 1000)), []int{2, 1, 2}},
-		{"PSH joins and ends the flow", false, cat(withFlags(tcpRun(false, 1, 0, 2, 1000), 1, tcpFlagPSH), tcpRun(false, 1, 2000, 2, 1000)), []int{2, 2}},
+		{"FIN is written alone and ends the flow", false, cat(tcpRun(false, 1, 0, 2, 1000), withFlags(tcpRun(false, 1, 2000, 1, 1000), 0, packet.TCPFlagFIN), tcpRun(false, 1, 3000, 2, 1000)), []int{2, 1, 2}},
+		{"PSH joins and ends the flow", false, cat(withFlags(tcpRun(false, 1, 0, 2, 1000), 1, packet.TCPFlagPSH), tcpRun(false, 1, 2000, 2, 1000)), []int{2, 2}},
 		{"different ack", false, func() []groPkt { p := tcpRun(false, 1, 0, 3, 1000); p[2].ack = 8; return p }(), []int{2, 1}},
 		{"different TTL", false, func() []groPkt { p := tcpRun(false, 1, 0, 3, 1000); p[1].ttl, p[2].ttl = 3, 3; return p }(), []int{1, 2}},
 		{"different options", false, func() []groPkt {
@@ -260,10 +265,15 @@ func TestGRO(t *testing.T) {
 			return p
 		}(), []int{1, 2}},
 		{"64 KiB limit", false, tcpRun(false, 1, 0, 70, 1000), []int{65, 5}},
-		{"pure ACKs pass alone", false, []groPkt{{sport: 1, flags: tcpFlagACK}, {sport: 1, flags: tcpFlagACK}}, []int{1, 1}},
+		{"pure ACKs pass alone", false, []groPkt{{sport: 1, flags: packet.TCPFlagACK}, {sport: 1, flags: packet.TCPFlagACK}}, []int{1, 1}},
 		{"UDP with UDP GSO", true, udpRun(false, 20, 200), []int{20}},
 		{"UDP IPv6 with UDP GSO", true, udpRun(true, 20, 200), []int{20}},
 		{"UDP without UDP GSO", false, udpRun(false, 3, 200), []int{1, 1, 1}},
+		{"a packet with IP options ends its flow", true, cat(udpRun(false, 2, 200), func() []groPkt {
+			p := udpRun(false, 1, 200)
+			p[0].ipOpts = []byte{1, 1, 1, 0} // NOPs and end of options
+			return p
+		}(), udpRun(false, 2, 200)), []int{2, 1, 2}},
 		{"more flows than slots", false, func() []groPkt {
 			var out []groPkt
 			for round := range 3 {

@@ -3,6 +3,7 @@ package tundev
 import (
 	"encoding/binary"
 
+	"github.com/overlay-node/overlay-node/packet"
 	"golang.zx2c4.com/wireguard/tun"
 )
 
@@ -11,12 +12,6 @@ import (
 // packets of at most gsoSize payload, each with its own headers and
 // checksums, as a NIC would. Each packet is then sealed on its own:
 // WireGuard carries IP packets, not super-packets.
-
-// The IP header lengths a super-packet's transport header must follow.
-const (
-	ipv4HeaderLen = 20
-	ipv6HeaderLen = 40
-)
 
 // completeChecksum finishes a partial checksum (VIRTIO_NET_HDR_F_NEEDS_CSUM
 // without GSO): the field holds the pseudo-header sum, and the sum over
@@ -30,39 +25,39 @@ func completeChecksum(pkt []byte, h virtioHdr) error {
 	return nil
 }
 
-// gsoSegments returns how many packets the super-packet pkt splits into,
-// and its transport header offset and length.
-func gsoSegments(pkt []byte, h virtioHdr) (n, l4Off, l4Len int, err error) {
-	l4Off = int(h.csumStart)
-	v6 := len(pkt) > 0 && pkt[0]>>4 == 6
-	switch {
-	case h.gsoSize == 0 || h.flags&virtioFlagNeedsCsum == 0 || l4Off < ipv4HeaderLen || len(pkt) < l4Off+8:
-		return 0, 0, 0, errBadVirtioHdr
-	case !v6 && (pkt[0]>>4 != 4 || int(pkt[0]&0x0f)*4 != l4Off):
-		return 0, 0, 0, errBadVirtioHdr
-	case v6 && l4Off < ipv6HeaderLen:
-		return 0, 0, 0, errBadVirtioHdr
+// gsoSegments parses the super-packet pkt and returns how many packets it
+// splits into, its headers and its transport header length. The packet is
+// what the device read: its IP length field may not say so (a kernel may
+// leave it 0 on a super-packet), so gsoSegments writes it before parsing.
+// The headers must agree with h.
+func gsoSegments(pkt []byte, h virtioHdr) (n int, ip packet.Packet, l4Len int, err error) {
+	if h.gsoSize == 0 || h.flags&virtioFlagNeedsCsum == 0 || packet.SetTotalLen(pkt, len(pkt)) != nil {
+		return 0, ip, 0, errBadVirtioHdr
+	}
+	ip, err = packet.Parse(pkt)
+	if err != nil || ip.IsFragment() || int(h.csumStart) != ip.HeaderLen {
+		return 0, ip, 0, errBadVirtioHdr
 	}
 	switch h.gsoType &^ virtioGSOECN {
 	case virtioGSOTCPv4, virtioGSOTCPv6:
-		if len(pkt) < l4Off+20 {
-			return 0, 0, 0, errBadVirtioHdr
+		if ip.Proto != packet.ProtoTCP {
+			return 0, ip, 0, errBadVirtioHdr
 		}
-		l4Len = int(pkt[l4Off+12]>>4) * 4
-		if l4Len < 20 {
-			return 0, 0, 0, errBadVirtioHdr
-		}
+		l4Len = int(ip.TCPHeaderLen)
 	case virtioGSOUDPL4:
-		l4Len = 8
+		if ip.Proto != packet.ProtoUDP {
+			return 0, ip, 0, errBadVirtioHdr
+		}
+		l4Len = packet.UDPHeaderLen
 	default:
-		return 0, 0, 0, errBadVirtioHdr
+		return 0, ip, 0, errBadVirtioHdr
 	}
-	payload := len(pkt) - l4Off - l4Len
+	payload := len(pkt) - ip.HeaderLen - l4Len
 	if payload <= 0 {
-		return 0, 0, 0, errBadVirtioHdr
+		return 0, ip, 0, errBadVirtioHdr
 	}
 	gso := int(h.gsoSize)
-	return (payload + gso - 1) / gso, l4Off, l4Len, nil
+	return (payload + gso - 1) / gso, ip, l4Len, nil
 }
 
 // splitGSO cuts the super-packet in bufs[0][HeaderRoom:HeaderRoom+size]
@@ -70,14 +65,15 @@ func gsoSegments(pkt []byte, h virtioHdr) (n, l4Off, l4Len int, err error) {
 // is) and sets sizes[0:n].
 func splitGSO(bufs [][]byte, sizes []int, size int, h virtioHdr) (int, error) {
 	in := bufs[0][HeaderRoom : HeaderRoom+size]
-	n, l4Off, l4Len, err := gsoSegments(in, h)
+	n, ip, l4Len, err := gsoSegments(in, h)
 	if err != nil {
 		return 0, err
 	}
 	if n > len(bufs) {
 		return 0, tun.ErrTooManySegments // a tiny gso size on a 64 KiB packet
 	}
-	hdrLen, gso := l4Off+l4Len, int(h.gsoSize)
+	hdrLen, gso := ip.HeaderLen+l4Len, int(h.gsoSize)
+	ecn := h.gsoType&virtioGSOECN != 0
 	// Backwards, so the first packet, which is the super-packet's own
 	// head, is rewritten only after every other has copied from it.
 	for k := n - 1; k >= 0; k-- {
@@ -88,46 +84,39 @@ func splitGSO(bufs [][]byte, sizes []int, size int, h virtioHdr) (int, error) {
 			copy(pkt, in[:hdrLen])
 			copy(pkt[hdrLen:], in[start:end])
 		}
-		fixSegment(pkt, in, k, n, l4Off, gso, h.gsoType)
+		fixSegment(pkt, in, ip, k, n, gso, ecn)
 		sizes[k] = len(pkt)
 	}
 	return n, nil
 }
 
 // fixSegment sets the lengths, IDs, sequence number, flags and checksums of
-// packet k of n cut from in (whose header it carries) every gso bytes.
-func fixSegment(pkt, in []byte, k, n, l4Off, gso int, gsoType uint8) {
-	v6, udp := pkt[0]>>4 == 6, gsoType&^virtioGSOECN == virtioGSOUDPL4
-	l4 := pkt[l4Off:]
-	proto, addrs := pkt[9], pkt[12:20]
-	if v6 {
-		binary.BigEndian.PutUint16(pkt[4:], uint16(len(pkt)-ipv6HeaderLen))
-		proto, addrs = protoTCP, pkt[8:40]
-		if udp {
-			proto = protoUDP
-		}
-	} else {
-		binary.BigEndian.PutUint16(pkt[2:], uint16(len(pkt)))
-		binary.BigEndian.PutUint16(pkt[4:], binary.BigEndian.Uint16(in[4:])+uint16(k))
-		pkt[10], pkt[11] = 0, 0
-		binary.BigEndian.PutUint16(pkt[10:], ^foldChecksum(sumBytes(pkt[:l4Off], 0)))
+// packet k of n cut from in (whose headers, which ip describes, it
+// carries) every gso bytes. With ecn, CWR stays on the first packet only.
+func fixSegment(pkt, in []byte, ip packet.Packet, k, n, gso int, ecn bool) {
+	if ip.Version == 4 {
+		id := binary.BigEndian.Uint16(in[packet.IPv4IDOff:]) + uint16(k)
+		binary.BigEndian.PutUint16(pkt[packet.IPv4IDOff:], id)
 	}
-	csumAt := 6
-	if udp {
-		binary.BigEndian.PutUint16(l4[4:], uint16(len(l4)))
+	fixIPHeader(pkt, ip)
+	l4 := pkt[ip.HeaderLen:]
+	csumAt := packet.UDPChecksumOff
+	if ip.Proto == packet.ProtoUDP {
+		binary.BigEndian.PutUint16(l4[packet.UDPLenOff:], uint16(len(l4)))
 	} else {
-		csumAt = 16
-		binary.BigEndian.PutUint32(l4[4:], binary.BigEndian.Uint32(in[l4Off+4:])+uint32(k*gso))
+		csumAt = packet.TCPChecksumOff
+		seq := binary.BigEndian.Uint32(in[ip.HeaderLen+packet.TCPSeqOff:]) + uint32(k*gso)
+		binary.BigEndian.PutUint32(l4[packet.TCPSeqOff:], seq)
 		if k < n-1 {
-			l4[13] &^= tcpFlagFIN | tcpFlagPSH
+			l4[packet.TCPFlagsOff] &^= packet.TCPFlagFIN | packet.TCPFlagPSH
 		}
-		if k > 0 && gsoType&virtioGSOECN != 0 {
-			l4[13] &^= 0x80 // CWR
+		if k > 0 && ecn {
+			l4[packet.TCPFlagsOff] &^= packet.TCPFlagCWR
 		}
 	}
 	l4[csumAt], l4[csumAt+1] = 0, 0
-	csum := ^foldChecksum(sumBytes(l4, sumBytes(addrs, uint64(proto)+uint64(len(l4)))))
-	if csum == 0 && proto == protoUDP {
+	csum := ^foldChecksum(sumBytes(l4, pseudoHeaderSum(pkt, ip)))
+	if csum == 0 && ip.Proto == packet.ProtoUDP {
 		csum = 0xffff // 0 would mean "no checksum"
 	}
 	binary.BigEndian.PutUint16(l4[csumAt:], csum)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/overlay-node/overlay-node/packet"
 	"golang.zx2c4.com/wireguard/tun"
 )
 
@@ -48,7 +49,7 @@ func blankID(s []byte) []byte {
 }
 
 func TestSplitGSO(t *testing.T) {
-	psh := func(p []groPkt) []groPkt { p[len(p)-1].flags |= tcpFlagPSH; return p }
+	psh := func(p []groPkt) []groPkt { p[len(p)-1].flags |= packet.TCPFlagPSH; return p }
 	udpRun := func(v6 bool, n, payload int) []groPkt {
 		var out []groPkt
 		for i := range n {
@@ -94,7 +95,7 @@ func TestSplitGSOFlags(t *testing.T) {
 	in := tcpRun(false, 1, 0, 4, 1000)
 	super, h := superPacket(t, false, in)
 	pkt := super[HeaderRoom:]
-	pkt[20+13] |= tcpFlagFIN | tcpFlagPSH | 0x80 // the stack's flags for the whole: FIN, PSH, CWR
+	pkt[20+13] |= packet.TCPFlagFIN | packet.TCPFlagPSH | 0x80 // the stack's flags for the whole: FIN, PSH, CWR
 	h.gsoType |= virtioGSOECN
 	bufs := [][]byte{make([]byte, BufferSize), make([]byte, BufferSize), make([]byte, BufferSize), make([]byte, BufferSize)}
 	copy(bufs[0], super)
@@ -102,7 +103,7 @@ func TestSplitGSOFlags(t *testing.T) {
 	if n, err := splitGSO(bufs, sizes, len(pkt), h); n != 4 || err != nil {
 		t.Fatalf("split: %d, %v", n, err)
 	}
-	want := []byte{tcpFlagACK | 0x80, tcpFlagACK, tcpFlagACK, tcpFlagACK | tcpFlagFIN | tcpFlagPSH}
+	want := []byte{packet.TCPFlagACK | 0x80, packet.TCPFlagACK, packet.TCPFlagACK, packet.TCPFlagACK | packet.TCPFlagFIN | packet.TCPFlagPSH}
 	for k := range 4 {
 		if got := bufs[k][HeaderRoom+20+13]; got != want[k] {
 			t.Errorf("packet %d flags %#02x, want %#02x", k, got, want[k])
@@ -116,12 +117,15 @@ func TestSplitGSOFlags(t *testing.T) {
 func TestSplitGSOErrors(t *testing.T) {
 	super, h := superPacket(t, false, tcpRun(false, 1, 0, 10, 1000))
 	size := len(super) - HeaderRoom
-	split := func(h virtioHdr, size, nbufs int) error {
+	split := func(h virtioHdr, size, nbufs int, edit func([]byte)) error {
 		bufs := make([][]byte, nbufs)
 		for i := range bufs {
 			bufs[i] = make([]byte, BufferSize)
 		}
 		copy(bufs[0], super)
+		if edit != nil {
+			edit(bufs[0][HeaderRoom:])
+		}
 		_, err := splitGSO(bufs, make([]int, nbufs), size, h)
 		return err
 	}
@@ -131,28 +135,34 @@ func TestSplitGSOErrors(t *testing.T) {
 		h    virtioHdr
 		size int
 		n    int
+		edit func(pkt []byte)
 		want error
 	}{
-		{"fits", h, size, 10, nil},
-		{"too many segments", h, size, 9, tun.ErrTooManySegments},
-		{"gso size 0", bad(func(c *virtioHdr) { c.gsoSize = 0 }), size, 10, errBadVirtioHdr},
-		{"no NEEDS_CSUM", bad(func(c *virtioHdr) { c.flags = 0 }), size, 10, errBadVirtioHdr},
-		{"csum start not the IPv4 header length", bad(func(c *virtioHdr) { c.csumStart = 24 }), size, 10, errBadVirtioHdr},
-		{"unknown gso type", bad(func(c *virtioHdr) { c.gsoType = 3 }), size, 10, errBadVirtioHdr},
-		{"no payload", h, 40, 10, errBadVirtioHdr},
-		{"truncated", h, 25, 10, errBadVirtioHdr},
+		{"fits", h, size, 10, nil, nil},
+		{"IP length 0, not yet final", h, size, 10, func(p []byte) { p[2], p[3] = 0, 0 }, nil},
+		{"too many segments", h, size, 9, nil, tun.ErrTooManySegments},
+		{"gso size 0", bad(func(c *virtioHdr) { c.gsoSize = 0 }), size, 10, nil, errBadVirtioHdr},
+		{"no NEEDS_CSUM", bad(func(c *virtioHdr) { c.flags = 0 }), size, 10, nil, errBadVirtioHdr},
+		{"csum start not the IPv4 header length", bad(func(c *virtioHdr) { c.csumStart = 24 }), size, 10, nil, errBadVirtioHdr},
+		{"unknown gso type", bad(func(c *virtioHdr) { c.gsoType = 3 }), size, 10, nil, errBadVirtioHdr},
+		{"UDP GSO of a TCP packet", bad(func(c *virtioHdr) { c.gsoType = virtioGSOUDPL4 }), size, 10, nil, errBadVirtioHdr},
+		{"TCP GSO of an ICMP packet", h, size, 10, func(p []byte) { p[9] = packet.ProtoICMP }, errBadVirtioHdr},
+		{"a fragment", h, size, 10, func(p []byte) { p[6] |= 0x20 }, errBadVirtioHdr},
+		{"not IP", h, size, 10, func(p []byte) { p[0] = 0x55 }, errBadVirtioHdr},
+		{"no payload", h, 40, 10, nil, errBadVirtioHdr},
+		{"truncated", h, 25, 10, nil, errBadVirtioHdr},
 	} {
-		if err := split(tc.h, tc.size, tc.n); !errors.Is(err, tc.want) {
+		if err := split(tc.h, tc.size, tc.n, tc.edit); !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
 		}
 	}
 }
 
 func TestCompleteChecksum(t *testing.T) {
-	buf := groPkt{sport: 1, flags: tcpFlagACK, payload: 333}.build()
+	buf := groPkt{sport: 1, flags: packet.TCPFlagACK, payload: 333}.build()
 	pkt := buf[HeaderRoom:]
 	// As the kernel leaves it: the pseudo-header sum in the field.
-	binary.BigEndian.PutUint16(pkt[36:], foldChecksum(sumBytes(pkt[12:20], protoTCP+uint64(len(pkt)-20))))
+	binary.BigEndian.PutUint16(pkt[36:], foldChecksum(sumBytes(pkt[12:20], packet.ProtoTCP+uint64(len(pkt)-20))))
 	if err := completeChecksum(pkt, virtioHdr{flags: virtioFlagNeedsCsum, csumStart: 20, csumOffset: 16}); err != nil {
 		t.Fatal(err)
 	}

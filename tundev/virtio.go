@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"math/bits"
+
+	"github.com/overlay-node/overlay-node/packet"
 )
 
 // The virtio-net header that frames every packet read from or written to
@@ -86,4 +88,22 @@ func foldChecksum(sum uint64) uint16 {
 	sum = sum>>16 + sum&0xffff
 	sum = sum>>16 + sum&0xffff
 	return uint16(sum)
+}
+
+// fixIPHeader sets the length field of pkt, whose headers ip describes, to
+// len(pkt), and an IPv4 header's checksum. The offloads call it on packets
+// they built, which are never longer than 64 KiB.
+func fixIPHeader(pkt []byte, ip packet.Packet) {
+	_ = packet.SetTotalLen(pkt, len(pkt)) // cannot fail: the header is there and the length fits
+	if ip.Version == 4 {
+		pkt[packet.IPv4ChecksumOff], pkt[packet.IPv4ChecksumOff+1] = 0, 0
+		binary.BigEndian.PutUint16(pkt[packet.IPv4ChecksumOff:], ^foldChecksum(sumBytes(pkt[:ip.HeaderLen], 0)))
+	}
+}
+
+// pseudoHeaderSum returns the sum of the TCP or UDP pseudo-header of pkt,
+// whose headers ip describes: the addresses, the protocol and the
+// transport length.
+func pseudoHeaderSum(pkt []byte, ip packet.Packet) uint64 {
+	return sumBytes(ip.Addrs(pkt), uint64(ip.Proto)+uint64(len(pkt)-ip.HeaderLen))
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/overlay-node/overlay-node/crypto"
 	"github.com/overlay-node/overlay-node/encap"
+	"github.com/overlay-node/overlay-node/packet"
 )
 
 // The steady-state packet path allocates nothing: a batch through the send
@@ -22,12 +23,29 @@ func fillPackets(bufs [][]byte, sizes []int, pkt []byte, n int) {
 	}
 }
 
+// firewallCases are the settings the packet path is measured with: none,
+// and rules that admit the measured flow (each batch then checks one
+// established flow per packet).
+var firewallCases = []struct {
+	name string
+	on   bool
+}{{"no rules", false}, {"firewall", true}}
+
 func TestSendPathNoAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are not meaningful under the race detector")
 	}
+	for _, fc := range firewallCases {
+		t.Run(fc.name, func(t *testing.T) { testSendPathNoAllocs(t, fc.on) })
+	}
+}
+
+func testSendPathNoAllocs(t *testing.T, firewall bool) {
 	a, b := newPair(t, nil)
 	establish(t, a, b)
+	if firewall {
+		a.setFirewall(t, Firewall{Policy: rulesFor(a, b, "any"), Reject: true})
+	}
 	a.bind.SetDiscard(true)
 	s, free := newSendScratch(encap.BatchSize)
 	defer free()
@@ -68,8 +86,17 @@ func TestReceivePathNoAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are not meaningful under the race detector")
 	}
+	for _, fc := range firewallCases {
+		t.Run(fc.name, func(t *testing.T) { testReceivePathNoAllocs(t, fc.on) })
+	}
+}
+
+func testReceivePathNoAllocs(t *testing.T, firewall bool) {
 	a, b := newPair(t, nil)
 	establish(t, a, b)
+	if firewall {
+		b.setFirewall(t, Firewall{Policy: rulesFor(a, b, "any")})
+	}
 	b.tun.SetDiscard(true)
 	sess := a.dev.Peers()[0].current.Load()
 	r, free := newRecvScratch(encap.BatchSize)
@@ -90,5 +117,32 @@ func TestReceivePathNoAllocs(t *testing.T) {
 	if got := b.tun.Written() - written; got < 100*trains*perTrain {
 		t.Errorf("wrote %d packets to the TUN, want at least %d: the path was not exercised; drops %v",
 			got, 100*trains*perTrain, b.dev.Snapshot().Drops)
+	}
+}
+
+// TestRejectPathNoAllocs: denied packets answered with RSTs, written back
+// into the TUN, allocate nothing either.
+func TestRejectPathNoAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under the race detector")
+	}
+	a, b := newPair(t, nil)
+	establish(t, a, b)
+	a.setFirewall(t, Firewall{Policy: rulesFor(a, b, "53/udp"), Reject: true})
+	a.tun.SetDiscard(true)
+	a.bind.SetDiscard(true)
+	s, free := newSendScratch(encap.BatchSize)
+	defer free()
+	syn := tcpPacket(a.addr, b.addr, 40000, 80, packet.TCPFlagSYN, 1, 0, nil)
+	written := a.tun.Written()
+	allocs := testing.AllocsPerRun(100, func() {
+		fillPackets(s.bufs, s.sizes, syn, allocBatch)
+		a.dev.routeBatch(s, allocBatch)
+	})
+	if allocs != 0 {
+		t.Errorf("got %v allocations per batch of %d, want 0", allocs, allocBatch)
+	}
+	if got := a.tun.Written() - written; got < 100*allocBatch {
+		t.Errorf("wrote %d answers to the TUN, want at least %d: the path was not exercised", got, 100*allocBatch)
 	}
 }

@@ -31,6 +31,12 @@ const (
 	// HandshakeQueueSize bounds the handshake messages awaiting the
 	// handshake goroutine; beyond an eighth of it the node is under load.
 	HandshakeQueueSize = 1024
+	// CookieReplyRate caps the cookie replies a node sends per second to
+	// sources that are not a peer's configured endpoint, in bursts of a
+	// tenth of it; beyond it a handshake without MAC2 is dropped unanswered
+	// and counted as rate_limited. A legitimate initiator denied a reply
+	// retries after RekeyTimeout.
+	CookieReplyRate = 1000
 	// UnderLoadAfter is how long the node stays under load once detected.
 	UnderLoadAfter = time.Second
 	// ParallelMinPackets is the batch size from which crypto is split

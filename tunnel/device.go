@@ -13,6 +13,7 @@ import (
 	"golang.zx2c4.com/wireguard/ratelimiter"
 	"golang.zx2c4.com/wireguard/tun"
 
+	"github.com/overlay-node/overlay-node/conntrack"
 	"github.com/overlay-node/overlay-node/crypto"
 	"github.com/overlay-node/overlay-node/encap"
 	"github.com/overlay-node/overlay-node/routing"
@@ -27,6 +28,11 @@ type Config struct {
 	// MTU is the largest inner packet the TUN device carries.
 	MTU   int
 	Peers []PeerConfig
+	// Firewall is the segmentation in force at start; Reload replaces it.
+	Firewall Firewall
+	// ConntrackMax bounds the firewall's connection table, for the
+	// device's life; 0 means conntrack.DefaultMax.
+	ConntrackMax int
 }
 
 // Options are the engine's collaborators.
@@ -47,6 +53,7 @@ type Device struct {
 	identity    *crypto.Identity
 	cookies     *crypto.CookieChecker
 	mtu         int
+	epoch       time.Time           // the firewall's clock counts from here
 	indexes     *indexTable         // guarded by its own lock
 	handshakes  chan *handshakeElem // closed by Close once no reader can send
 	limitedLog  *rateLimitedLogger  // guarded by its own lock
@@ -58,6 +65,11 @@ type Device struct {
 	port    uint16                  // Config.ListenPort until Up, then the bound port
 	crypto  *cryptoPool             // nil until Up
 	limiter ratelimiter.Ratelimiter // initialised by Up; locks internally
+	// cookieLimiter bounds cookie replies per source; initialised by Up.
+	cookieLimiter ratelimiter.Ratelimiter
+
+	// Owned by the handshake goroutine.
+	cookieBudget tokenBucket // the global cap on cookie replies
 
 	// Atomic. The peer set is replaced whole, never mutated, so the packet
 	// path reads it without locks.
@@ -65,14 +77,20 @@ type Device struct {
 	forceUnderLoad atomic.Bool
 	underLoadUntil atomic.Int64
 	closed         atomic.Bool // set under initiationsMu
+	// conntrack is the firewall's connection table, created with the
+	// first rules (under reconfigure) and kept while the device lives.
+	conntrack atomic.Pointer[conntrack.Table]
 
 	drops             dropCounters
 	cookieRepliesSent atomic.Uint64 // handshakes answered with a cookie: load, not drops
 
 	tunReadBatch, tunWriteBatch, udpRecvBatch, udpSendBatch batchHistogram
 
-	// reconfigure serialises replacements of peers (Reconfigure).
-	reconfigure sync.Mutex
+	// reconfigure serialises replacements of peers and rules (Reload)
+	// and guards the fields below it.
+	reconfigure  sync.Mutex
+	conntrackMax int                       // immutable
+	ruleFlows    map[string]*atomic.Uint64 // each rule's flow count, by name
 
 	// Shutdown: Close runs once and joins every goroutine.
 	closeOnce   sync.Once
@@ -90,6 +108,8 @@ type peerSet struct {
 	list  []*Peer
 	byKey map[crypto.PublicKey]*Peer
 	table *routing.Table[*Peer]
+	// fw is the firewall in force; nil without rules.
+	fw *firewall
 	// byEndpoint finds a peer by its configured endpoint, to recover
 	// quickly when the peer restarted and still sends with old keys.
 	byEndpoint map[netip.AddrPort]*Peer
@@ -117,16 +137,20 @@ func New(tdev tun.Device, bind encap.Bind, cfg Config, opt Options) (*Device, er
 		identity:   id,
 		cookies:    crypto.NewCookieChecker(id.PublicKey()),
 		mtu:        cfg.MTU,
+		epoch:      opt.Clock.Now(),
 		port:       cfg.ListenPort,
 		indexes:    newIndexTable(),
 		handshakes: make(chan *handshakeElem, HandshakeQueueSize),
 		limitedLog: newRateLimitedLogger(opt.Logger, opt.Clock),
+
+		conntrackMax: cfg.ConntrackMax,
 	}
 	d.tun = tundev.New(tdev, tundev.Options{Drop: d.countTUNDrop})
 	set, _, err := d.buildPeerSet(&peerSet{}, cfg.Peers)
 	if err != nil {
 		return nil, err
 	}
+	set.fw = d.buildFirewall(cfg.Firewall)
 	d.peers.Store(set)
 	return d, nil
 }
@@ -166,6 +190,8 @@ func (d *Device) Up() error {
 	}
 	d.port = port
 	d.limiter.Init()
+	d.cookieLimiter.Init()
+	d.cookieBudget = newTokenBucket(CookieReplyRate, CookieReplyRate/10)
 	d.crypto = newCryptoPool()
 	d.handshakeWG.Add(1)
 	go d.routineHandshakes()
@@ -189,6 +215,10 @@ func (d *Device) Port() uint16 { return d.port }
 // PublicKey returns the device's own public key.
 func (d *Device) PublicKey() crypto.PublicKey { return d.identity.PublicKey() }
 
+// monotonic returns the firewall's clock reading for t: nanoseconds since
+// the device was made.
+func (d *Device) monotonic(t time.Time) int64 { return int64(t.Sub(d.epoch)) }
+
 func (d *Device) isClosed() bool { return d.closed.Load() }
 
 // Close stops every goroutine and closes the TUN device and the bind.
@@ -207,6 +237,7 @@ func (d *Device) Close() error {
 			d.crypto.close()
 		}
 		d.limiter.Close()
+		d.cookieLimiter.Close()
 	})
 	return err
 }

@@ -14,6 +14,14 @@ import (
 // bounded queue and handled by one goroutine, so a flood of initiations
 // (each costs Curve25519 operations) cannot stall transport packets. The
 // queue's depth is also the load signal that turns on cookies.
+//
+// Under load a message costs the handshake goroutine at most its MAC1 and
+// MAC2 checks unless it earns more: a bad MAC1 is dropped, a valid MAC2 is
+// held to the per-source handshake rate, and a missing MAC2 gets a cookie
+// reply only within two limits, the same per-source rate and a global
+// CookieReplyRate (peers' configured endpoints are exempt from the
+// latter), because the reply's send was most of what a flood cost
+// (docs/datapath.md, "Handshake floods").
 
 // handshakeElem is one queued handshake message.
 type handshakeElem struct {
@@ -83,6 +91,10 @@ func (d *Device) handleHandshake(msg []byte, ep netip.AddrPort) {
 	if d.underLoad(now) {
 		var scratch [18]byte
 		if !d.cookies.CheckMAC2(msg, sourceBytes(ep, &scratch), now) {
+			if !d.allowCookieReply(ep, now) {
+				d.drops.add(DropRateLimited, 1)
+				return
+			}
 			d.sendCookieReply(msg, ep, now)
 			return
 		}
@@ -97,6 +109,19 @@ func (d *Device) handleHandshake(msg []byte, ep netip.AddrPort) {
 	case encap.TypeResponse:
 		d.handleResponse(msg, ep, now)
 	}
+}
+
+// allowCookieReply reports whether a cookie reply may go to ep: no more
+// often than the per-source rate to one address, and within the global
+// CookieReplyRate unless ep is a peer's configured endpoint, so that a
+// flood from spoofed sources costs at most that many sends per second and
+// still cannot starve the mesh's own peers. Only the handshake goroutine
+// calls it.
+func (d *Device) allowCookieReply(ep netip.AddrPort, now time.Time) bool {
+	if !d.cookieLimiter.Allow(ep.Addr()) {
+		return false
+	}
+	return d.peers.Load().byEndpoint[ep] != nil || d.cookieBudget.take(now)
 }
 
 func (d *Device) sendCookieReply(msg []byte, ep netip.AddrPort, now time.Time) {
@@ -266,6 +291,7 @@ func (p *Peer) sendInitiation(retry bool) {
 	p.timersAnyAuthenticatedPacketSent()
 	p.timersHandshakeInitiated() // before sending: the response may beat Send back
 	p.noteInitiationSent(now)
+	p.counters.unansweredInitiations.Add(1)
 	p.sendRawToPeer(buf[:])
 }
 

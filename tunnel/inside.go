@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/overlay-node/overlay-node/conntrack"
 	"github.com/overlay-node/overlay-node/crypto"
 	"github.com/overlay-node/overlay-node/encap"
 	"github.com/overlay-node/overlay-node/packet"
@@ -31,6 +32,9 @@ type sendScratch struct {
 	groups []peerGroup
 	out    [][]byte
 	seal   sealTask
+	// rejects are the answers to denied packets, built in their buffers,
+	// for the TUN.
+	rejects [][]byte
 }
 
 // peerGroup is the packets of one batch bound for one peer.
@@ -43,8 +47,9 @@ type peerGroup struct {
 // frees its buffers once the reader is done.
 func newSendScratch(batch int) (*sendScratch, func()) {
 	s := &sendScratch{
-		sizes: make([]int, batch),
-		out:   make([][]byte, 0, batch),
+		sizes:   make([]int, batch),
+		out:     make([][]byte, 0, batch),
+		rejects: make([][]byte, 0, batch),
 	}
 	var free func()
 	s.bufs, free = tundev.BatchBuffers(batch, BufferSize)
@@ -90,9 +95,17 @@ func (d *Device) routineReadTUN() {
 }
 
 // routeBatch groups the packets in s.bufs[:n] by peer and sends each group.
+// The firewall, if any, checks each packet once it has a route; the answers
+// to rejected packets go back into the TUN.
 func (d *Device) routeBatch(s *sendScratch, n int) {
 	set := d.peers.Load()
+	fw := set.fw
+	var now int64
+	if fw != nil {
+		now = d.monotonic(d.clock.Now())
+	}
 	s.groups = s.groups[:0]
+	s.rejects = s.rejects[:0]
 	for i := 0; i < n; i++ {
 		size := s.sizes[i]
 		if size == 0 {
@@ -112,8 +125,21 @@ func (d *Device) routeBatch(s *sendScratch, n int) {
 			p.drop(DropTooBig, 1)
 			continue
 		}
+		if fw != nil && !fw.check(&h, s.bufs[i][HeaderRoom:HeaderRoom+size], conntrack.Out, now) {
+			if fw.reject {
+				if m := rejectInPlace(s.bufs[i][HeaderRoom:], &h); m > 0 {
+					s.rejects = append(s.rejects, s.bufs[i][:HeaderRoom+m])
+				}
+			}
+			continue
+		}
 		g := s.group(p)
 		g.pkts = append(g.pkts, s.bufs[i][:HeaderRoom+size])
+	}
+	if len(s.rejects) > 0 {
+		if err := d.tun.Write(s.rejects); err != nil && !d.isClosed() {
+			d.limitedLog.warn("tun write of rejections failed", "err", err)
+		}
 	}
 	for i := range s.groups {
 		g := &s.groups[i]

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/overlay-node/overlay-node/conntrack"
 	"github.com/overlay-node/overlay-node/encap"
 	"github.com/overlay-node/overlay-node/packet"
 	"github.com/overlay-node/overlay-node/tundev"
@@ -144,6 +145,11 @@ func (d *Device) deliver(s *recvScratch) {
 
 	now := d.clock.Now()
 	set := d.peers.Load()
+	fw := set.fw
+	var fwNow int64
+	if fw != nil {
+		fwNow = d.monotonic(now)
+	}
 	s.tun = s.tun[:0]
 	var run peerRun
 	for i := range s.items {
@@ -182,6 +188,10 @@ func (d *Device) deliver(s *recvScratch) {
 		}
 		if owner, ok := set.table.Lookup(h.Src); !ok || owner != p {
 			p.drop(DropSourceNotAllowed, 1)
+			continue
+		}
+		if fw != nil && !fw.check(&h, it.plain, conntrack.In, fwNow) {
+			p.drop(DropPolicy, 1)
 			continue
 		}
 		run.data = true

@@ -55,18 +55,37 @@ func (d *Device) buildPeerSet(old *peerSet, peers []PeerConfig) (*peerSet, []*Pe
 	return set, created, nil
 }
 
-// Reconfigure replaces the peer list, as on a reload of the mesh file.
+// Reconfigure replaces the peer list and keeps the firewall in force.
 // Peers whose key is unchanged keep their sessions; their name, allowed IPs,
 // keepalive and configured endpoint take the new values. Removed peers are
 // stopped and their keys erased. On error nothing has changed.
 func (d *Device) Reconfigure(peers []PeerConfig) error {
 	d.reconfigure.Lock()
 	defer d.reconfigure.Unlock()
+	keep := d.peers.Load().fw
+	return d.reload(peers, func() *firewall { return keep })
+}
+
+// Reload replaces the peer list, as Reconfigure does, and the firewall, in
+// one step, as on a reload of the mesh file: no packet sees the new peers
+// with the old rules or the reverse. Tracked flows are put to the new rules
+// at their next packet, and cut if they deny them. On error nothing has
+// changed.
+func (d *Device) Reload(peers []PeerConfig, fw Firewall) error {
+	d.reconfigure.Lock()
+	defer d.reconfigure.Unlock()
+	return d.reload(peers, func() *firewall { return d.buildFirewall(fw) })
+}
+
+// reload publishes peers with the firewall fw builds, once nothing can
+// fail. Callers hold d.reconfigure.
+func (d *Device) reload(peers []PeerConfig, fw func() *firewall) error {
 	old := d.peers.Load()
 	set, created, err := d.buildPeerSet(old, peers)
 	if err != nil {
 		return err
 	}
+	set.fw = fw()
 	// Nothing can fail from here on.
 	for i := range peers {
 		pc := &peers[i]

@@ -21,8 +21,11 @@ type PeerStats struct {
 	TxBytes, TxPackets  uint64
 	HandshakesCompleted uint64
 	HandshakesFailed    uint64
-	LastHandshake       time.Time // zero if never
-	Drops               DropCounts
+	// UnansweredInitiations counts handshake initiations sent since the
+	// last handshake completed.
+	UnansweredInitiations uint64
+	LastHandshake         time.Time // zero if never
+	Drops                 DropCounts
 }
 
 // Stats is a point-in-time view of the device, read from atomic counters
@@ -40,6 +43,8 @@ type Stats struct {
 	CookieRepliesSent uint64
 	// Batch-size histograms of the four I/O stages.
 	TUNRead, TUNWrite, UDPRecv, UDPSend BatchStats
+	// Firewall is the segmentation in force and its counters.
+	Firewall FirewallStats
 }
 
 // Snapshot reads the device's counters.
@@ -57,21 +62,23 @@ func (d *Device) Snapshot() Stats {
 		TUNWrite:          d.tunWriteBatch.snapshot(),
 		UDPRecv:           d.udpRecvBatch.snapshot(),
 		UDPSend:           d.udpSendBatch.snapshot(),
+		Firewall:          d.firewallStats(set.fw),
 	}
 	for _, p := range set.list {
 		cfg := p.settings.Load()
 		ps := PeerStats{
-			Name:                cfg.name,
-			PublicKey:           p.key,
-			AllowedIPs:          cfg.allowed,
-			PersistentKeepalive: cfg.keepalive,
-			RxBytes:             p.counters.rxBytes.Load(),
-			RxPackets:           p.counters.rxPackets.Load(),
-			TxBytes:             p.counters.txBytes.Load(),
-			TxPackets:           p.counters.txPackets.Load(),
-			HandshakesCompleted: p.counters.handshakesCompleted.Load(),
-			HandshakesFailed:    p.counters.handshakesFailed.Load(),
-			Drops:               p.counters.drops.snapshot(),
+			Name:                  cfg.name,
+			PublicKey:             p.key,
+			AllowedIPs:            cfg.allowed,
+			PersistentKeepalive:   cfg.keepalive,
+			RxBytes:               p.counters.rxBytes.Load(),
+			RxPackets:             p.counters.rxPackets.Load(),
+			TxBytes:               p.counters.txBytes.Load(),
+			TxPackets:             p.counters.txPackets.Load(),
+			HandshakesCompleted:   p.counters.handshakesCompleted.Load(),
+			HandshakesFailed:      p.counters.handshakesFailed.Load(),
+			UnansweredInitiations: p.counters.unansweredInitiations.Load(),
+			Drops:                 p.counters.drops.snapshot(),
 		}
 		if ep := p.loadEndpoint(); ep != nil {
 			ps.Endpoint = *ep

@@ -18,13 +18,14 @@ const (
 	DropSourceNotAllowed                   // inner source does not route back to the sender
 	DropMalformed                          // bad outer or inner framing
 	DropBadMAC1                            // handshake message with a bad MAC1
-	DropRateLimited                        // handshake over the per-source rate while under load
+	DropRateLimited                        // handshake over the per-source rate, or a cookie reply over its caps, while under load
 	DropHandshakeInvalid                   // handshake failed to decrypt, unknown key or stale timestamp
 	DropQueueFull                          // a bounded queue was full
 	DropTooBig                             // packet larger than the MTU allows
 	DropExpired                            // keys too old or counter exhausted
 	DropHandshakeTimeout                   // staged packets discarded when a handshake gave up
 	DropSendFailed                         // the UDP socket refused the datagram
+	DropPolicy                             // inbound packet the firewall denied
 	numDropReasons
 )
 
@@ -44,6 +45,7 @@ var dropReasonNames = [numDropReasons]string{
 	DropExpired:          "keys_expired",
 	DropHandshakeTimeout: "handshake_timeout",
 	DropSendFailed:       "send_failed",
+	DropPolicy:           "policy",
 }
 
 // String returns the reason's stable snake_case name.
@@ -123,5 +125,8 @@ type peerCounters struct {
 	lastHandshakeUnixNan atomic.Int64
 	unansweredSince      atomic.Int64 // unix nanoseconds; 0 while the peer answers (reachability.go)
 	probedAt             atomic.Int64 // unix nanoseconds of the last Probe that started a handshake
-	drops                dropCounters
+	// unansweredInitiations counts initiations sent since the last
+	// handshake completed: what tells a peer that does not answer.
+	unansweredInitiations atomic.Uint64
+	drops                 dropCounters
 }

@@ -246,6 +246,7 @@ func (p *Peer) timersHandshakeComplete() {
 	p.sentLastMinuteHS = false
 	p.mu.Unlock()
 	p.counters.handshakesCompleted.Add(1)
+	p.counters.unansweredInitiations.Store(0)
 	p.counters.lastHandshakeUnixNan.Store(p.device.clock.Now().UnixNano())
 	p.counters.unansweredSince.Store(0)
 }

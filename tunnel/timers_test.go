@@ -106,6 +106,30 @@ func TestHandshakeRetryJitterAndGiveUp(t *testing.T) {
 	if got := a.dev.Snapshot().Peers[0].HandshakesFailed; got != 1 {
 		t.Errorf("got %d failed handshakes, want 1", got)
 	}
+	if got := a.dev.Snapshot().Peers[0].UnansweredInitiations; got != uint64(len(inits)) {
+		t.Errorf("got %d unanswered initiations, want %d", got, len(inits))
+	}
+}
+
+// The unanswered initiations count restarts from zero when a handshake
+// completes.
+func TestUnansweredInitiationsReset(t *testing.T) {
+	clock := tunneltest.NewClock(epoch)
+	a, b := newPair(t, clock)
+	log := watchSends(a.bind, clock)
+	b.bind.Close() // b does not answer at first
+	a.tun.Inject(ipv4Packet(a.addr, b.addr, []byte("lost")))
+	waitFor(t, "first initiation", func() bool { return log.count(encap.TypeInitiation) == 1 })
+	if got := a.dev.Snapshot().Peers[0].UnansweredInitiations; got != 1 {
+		t.Fatalf("got %d unanswered initiations, want 1", got)
+	}
+	a2, b2 := newPair(t, clock)
+	establish(t, a2, b2)
+	for _, n := range []*testNode{a2, b2} {
+		if got := n.dev.Snapshot().Peers[0].UnansweredInitiations; got != 0 {
+			t.Errorf("after a handshake: got %d unanswered initiations, want 0", got)
+		}
+	}
 }
 
 // establishOnClock brings a session up with the fake clock standing still.

@@ -22,8 +22,11 @@ type meshNode struct {
 	addr    netip.Prefix // overlay address, 10.100.0.i/24
 	addr6   netip.Prefix // optional second overlay address
 	subnets []netip.Prefix
-	iface   string
-	proc    *nstest.Proc
+	// containers are its container networks, written when set before write.
+	containers []netip.Prefix
+	groups     []string
+	iface      string
+	proc       *nstest.Proc
 }
 
 // testMesh is a generated mesh.toml over nstest hosts, node i on host i.
@@ -33,7 +36,7 @@ type testMesh struct {
 	dir   string
 	path  string
 	nodes []*meshNode
-	// Optional: keys added to [mesh], and tables after the nodes.
+	// meshKeys and tail are written into [mesh] and after the nodes.
 	meshKeys, tail string
 }
 
@@ -85,6 +88,16 @@ func (m *testMesh) write(nodes []*meshNode) {
 				s = append(s, fmt.Sprintf("%q", p.String()))
 			}
 			fmt.Fprintf(&b, "subnets = [%s]\n", strings.Join(s, ", "))
+		}
+		if len(n.containers) > 0 {
+			var s []string
+			for _, p := range n.containers {
+				s = append(s, fmt.Sprintf("%q", p.String()))
+			}
+			fmt.Fprintf(&b, "containers = [%s]\n", strings.Join(s, ", "))
+		}
+		if len(n.groups) > 0 {
+			fmt.Fprintf(&b, "groups = [\"%s\"]\n", strings.Join(n.groups, `", "`))
 		}
 	}
 	b.WriteString(m.tail)

@@ -31,9 +31,7 @@ func newCommand(name, synopsis string, help io.Writer) *command {
 func (c *command) parse(args []string) error {
 	if err := c.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(c.help, "usage: overlay-node %s\n\nflags:\n", c.synopsis)
-			c.SetOutput(c.help)
-			c.PrintDefaults()
+			c.printHelp()
 			return errHelp
 		}
 		return &usageError{msg: fmt.Sprintf("%s: %v\nusage: overlay-node %s", c.Name(), err, c.synopsis)}
@@ -43,4 +41,37 @@ func (c *command) parse(args []string) error {
 			c.Name(), strings.Join(c.Args(), " "), c.synopsis)}
 	}
 	return nil
+}
+
+// printHelp prints the usage line and every flag with its default, also
+// the empty and false ones that flag.PrintDefaults leaves out.
+func (c *command) printHelp() {
+	var b strings.Builder
+	fmt.Fprintf(&b, "usage: overlay-node %s\n", c.synopsis)
+	n := 0
+	c.VisitAll(func(f *flag.Flag) {
+		if n == 0 {
+			b.WriteString("\nflags:\n")
+		}
+		n++
+		dash := "--"
+		if len(f.Name) == 1 {
+			dash = "-"
+		}
+		arg, usage := flag.UnquoteUsage(f)
+		if arg != "" {
+			arg = " " + arg
+		}
+		def := f.DefValue
+		switch {
+		case strings.Contains(usage, "(default") || strings.Contains(usage, "(required)"):
+			def = "" // the usage says it in its own words
+		case def == "":
+			def = " (default: none)"
+		default:
+			def = fmt.Sprintf(" (default: %s)", def)
+		}
+		fmt.Fprintf(&b, "  %s%s%s\n    \t%s%s\n", dash, f.Name, arg, usage, def)
+	})
+	io.WriteString(c.help, b.String())
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"strings"
 
 	"github.com/overlay-node/overlay-node/crypto"
@@ -72,6 +74,34 @@ func cmdVersion(args []string, stdout io.Writer) error {
 	if err := c.parse(args); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(stdout, "overlay-node %s\n", version)
+	rev, date := buildInfo()
+	_, err := fmt.Fprintf(stdout, "overlay-node %s\ncommit: %s\nbuilt: %s\ngo: %s %s/%s\n",
+		version, rev, date, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return err
+}
+
+// buildInfo returns the commit and build date set at link time, or else
+// the VCS revision and commit time the go command stamped; "unknown" when
+// neither is there.
+func buildInfo() (rev, date string) {
+	rev, date = commit, buildDate
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			switch {
+			case s.Key == "vcs.revision" && rev == "":
+				rev = s.Value
+			case s.Key == "vcs.time" && date == "":
+				date = s.Value + " (commit time)"
+			case s.Key == "vcs.modified" && s.Value == "true" && commit == "" && rev != "":
+				rev += "-dirty"
+			}
+		}
+	}
+	if rev == "" {
+		rev = "unknown"
+	}
+	if date == "" {
+		date = "unknown"
+	}
+	return rev, date
 }

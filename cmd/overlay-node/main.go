@@ -10,8 +10,15 @@ import (
 	"os"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// Build information, set at build time with -ldflags "-X main.version=...
+// -X main.commit=... -X main.buildDate=...". Left unset, version says
+// "dev", and commit and buildDate come from the VCS stamp the go command
+// records, if any.
+var (
+	version   = "dev"
+	commit    = ""
+	buildDate = ""
+)
 
 // Exit codes are part of the command contract.
 const (
@@ -27,10 +34,17 @@ commands:
   pubkey                       read a private key on stdin, print its public key
   check -c MESH [-k KEY]       validate a mesh file; with -k, also check this node is in it
   up -c MESH -k KEY [flags]    run this node in the foreground until SIGINT/SIGTERM
-  policy why -c MESH FROM TO PORT/PROTO
+  policy why [-c MESH | --interface NAME] FROM TO PORT/PROTO
                                say whether the rules allow a flow, and which rule decided
   status [--interface NAME] [--json]
                                show the running node's peers, handshakes, transfer and drops
+  doctor [--interface NAME] [--json] [NODE]
+                               check the running node from the bottom up and say what to fix
+  ping [--interface NAME] NODE
+                               ping a peer through the tunnel: RTT, endpoint, session age
+  export wg-quick -c MESH NODE
+                               print the wg-quick file for NODE, a stock WireGuard peer
+  completion bash|zsh          print a shell completion script
   version                      print the version
 
 Run 'overlay-node <command> -h' for a command's flags.
@@ -68,6 +82,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdPolicy(args[1:], stdout, stderr)
 	case "status":
 		err = cmdStatus(args[1:], stdout)
+	case "doctor":
+		err = cmdDoctor(args[1:], stdout)
+	case "ping":
+		err = cmdPing(args[1:], stdout)
+	case "export":
+		err = cmdExport(args[1:], stdout, stderr)
+	case "completion":
+		err = cmdCompletion(args[1:], stdout)
 	case "version", "--version":
 		err = cmdVersion(args[1:], stdout)
 	case "help", "-h", "--help":

@@ -155,9 +155,3 @@ func TestKeyFileChecks(t *testing.T) {
 		t.Error("the private key was printed")
 	}
 }
-
-func TestVersion(t *testing.T) {
-	if code, out, _ := runCLI(t, "", "version"); code != 0 || !strings.HasPrefix(out, "overlay-node ") {
-		t.Errorf("got exit %d, %q", code, out)
-	}
-}

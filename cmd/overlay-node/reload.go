@@ -39,27 +39,33 @@ func (n *node) tryReload() error {
 		return err
 	}
 	n.fixed = next.fixed
-	n.log.Info("mesh file reloaded", "mesh", next.info.Mesh, "hash", next.info.ConfigHash, "peers", next.peers)
+	n.log.Info("mesh file reloaded", "mesh", next.info.Mesh, "hash", next.info.ConfigHash, "peers", next.peers,
+		"rules", next.engine.Firewall.Policy.Rules(), "policy_hash", next.engine.Firewall.Policy.Hash())
 	return nil
 }
 
 // nodeInfo is what status and metrics say about this node and the mesh
-// file in use.
+// file in use, and what the CNI plugin hands to containers.
 func nodeInfo(mesh *config.Mesh, self *config.Node, iface string, loaded time.Time) control.Node {
 	return control.Node{Version: version, Mesh: mesh.Name, Name: self.Name, Interface: iface,
-		ConfigHash: mesh.Hash, LoadedAt: loaded, DNS: dnsInfo(mesh, self)}
+		ConfigHash: mesh.Hash, LoadedAt: loaded, MeshFile: mesh.Path,
+		MTU: mesh.MTU, Addresses: self.Addresses, Subnets: self.Subnets, Routes: kernelRoutes(mesh, self),
+		Containers: self.Containers, Domain: mesh.Domain, DNS: dnsInfo(mesh, self)}
 }
 
 // fixedSettings are what a running node cannot change: the interface's
-// MTU and addresses and the UDP port.
+// MTU and addresses, the UDP port, and the size of the firewall's
+// connection table (a new size would mean a new table, and every tracked
+// flow cut).
 type fixedSettings struct {
-	mtu   int
-	port  uint16
-	addrs []netip.Prefix
+	mtu          int
+	port         uint16
+	addrs        []netip.Prefix
+	conntrackMax int
 }
 
 func fixedOf(mesh *config.Mesh, self *config.Node) fixedSettings {
-	return fixedSettings{mtu: mesh.MTU, port: self.Port, addrs: self.Addresses}
+	return fixedSettings{mtu: mesh.MTU, port: self.Port, addrs: self.Addresses, conntrackMax: mesh.ConntrackMax}
 }
 
 // changed names the first setting that differs in next, or returns "".
@@ -71,6 +77,8 @@ func (f fixedSettings) changed(next fixedSettings) string {
 		return "the listen port"
 	case !slices.Equal(next.addrs, f.addrs):
 		return "the address"
+	case next.conntrackMax != f.conntrackMax:
+		return "[mesh] conntrack_max"
 	}
 	return ""
 }

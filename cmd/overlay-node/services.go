@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"golang.zx2c4.com/wireguard/tun"
 
@@ -54,25 +55,40 @@ func (s *uapiService) reload(*node, *meshState) (func(), error) { return noUndo,
 
 func (s *uapiService) close() error { return s.srv.Close() }
 
-// controlService answers overlay-node status.
+// controlService answers overlay-node status and policy why.
 type controlService struct {
 	srv  *control.Server
 	info control.Node // what it says about this node
+	why  control.Why  // answers policy why with the names of the mesh in use
 }
 
 func (s *controlService) open(n *node, st *meshState) (err error) {
-	s.info = st.info
+	s.info, s.why = st.info, whyOf(n, st)
 	s.srv, err = control.Listen(control.SocketPath(n.iface))
 	return socketHint(err)
 }
 
-func (s *controlService) serve(n *node) { s.srv.Serve(n.dev, s.info, n.log) }
+func (s *controlService) serve(n *node) {
+	s.srv.SetWhy(s.why)
+	s.srv.Serve(func(info control.Node) control.Status {
+		return newStatus(n.dev.Snapshot(), info, time.Now())
+	}, s.info, n.log)
+}
 
-func (s *controlService) reload(_ *node, next *meshState) (func(), error) {
-	prev := s.info
-	s.info = next.info
+func (s *controlService) reload(n *node, next *meshState) (func(), error) {
+	prev, prevWhy := s.info, s.why
+	s.info, s.why = next.info, whyOf(n, next)
 	s.srv.SetNode(s.info)
-	return func() { s.info = prev; s.srv.SetNode(prev) }, nil
+	s.srv.SetWhy(s.why)
+	return func() { s.info, s.why = prev, prevWhy; s.srv.SetNode(prev); s.srv.SetWhy(prevWhy) }, nil
+}
+
+// whyOf answers policy why with the rules the engine has loaded, naming
+// the nodes of st.
+func whyOf(n *node, st *meshState) control.Why {
+	return func(from, to, port string) ([]string, error) {
+		return explainFlow(n.dev.Policy(), st.names, n.meshPath, from, to, port)
+	}
 }
 
 func (s *controlService) close() error { return s.srv.Close() }
@@ -84,8 +100,9 @@ type engineService struct {
 	undoIface func() error // removes the addresses and routes
 
 	// What runs: kept to put it back if a later service's reload fails.
-	peers  []tunnel.PeerConfig
-	routes []netip.Prefix
+	peers    []tunnel.PeerConfig
+	firewall tunnel.Firewall
+	routes   []netip.Prefix
 }
 
 func (s *engineService) open(n *node, st *meshState) (err error) {
@@ -113,24 +130,26 @@ func (s *engineService) open(n *node, st *meshState) (err error) {
 	if err := s.dev.Up(); err != nil {
 		return err
 	}
-	s.peers, s.routes = st.engine.Peers, st.routes
+	s.peers, s.firewall, s.routes = st.engine.Peers, st.engine.Firewall, st.routes
 	n.dev = s.dev
 	return nil
 }
 
 func (s *engineService) serve(*node) {}
 
-// reload adds the new routes before the engine takes the new peers, and
-// removes the old ones after, so that no packet to a prefix in both meshes
-// finds no route. Peers whose key is unchanged keep their sessions; an
-// undo cannot give back those of peers the reload removed.
+// reload adds the new routes before the engine takes the new peers and
+// rules (in one step), and removes the old ones after, so that no packet
+// to a prefix in both meshes finds no route. Peers whose key is unchanged
+// keep their sessions, tracked flows are re-checked against the new rules
+// at their next packet; an undo cannot give back the sessions of peers
+// the reload removed, nor flows it cut.
 func (s *engineService) reload(n *node, next *meshState) (func(), error) {
-	prevPeers, prevRoutes := s.peers, s.routes
+	prevPeers, prevFirewall, prevRoutes := s.peers, s.firewall, s.routes
 	add, del := prefixDiff(next.routes, prevRoutes), prefixDiff(prevRoutes, next.routes)
 	if err := routing.ChangeRoutes(n.iface, add, nil); err != nil {
 		return nil, err
 	}
-	if err := s.dev.Reconfigure(next.engine.Peers); err != nil {
+	if err := s.dev.Reload(next.engine.Peers, next.engine.Firewall); err != nil {
 		if rerr := routing.ChangeRoutes(n.iface, nil, add); rerr != nil {
 			err = fmt.Errorf("%w (roll back routes: %w)", err, rerr)
 		}
@@ -139,19 +158,19 @@ func (s *engineService) reload(n *node, next *meshState) (func(), error) {
 	if err := routing.ChangeRoutes(n.iface, nil, del); err != nil {
 		n.log.Warn("reload: could not remove old routes", "err", err)
 	}
-	s.peers, s.routes = next.engine.Peers, next.routes
+	s.peers, s.firewall, s.routes = next.engine.Peers, next.engine.Firewall, next.routes
 	n.log.Info("routes changed", "added", len(add), "removed", len(del))
 	return func() {
 		if err := routing.ChangeRoutes(n.iface, del, nil); err != nil {
 			n.log.Error("reload rollback: could not restore routes", "err", err)
 		}
-		if err := s.dev.Reconfigure(prevPeers); err != nil {
-			n.log.Error("reload rollback: could not restore peers", "err", err)
+		if err := s.dev.Reload(prevPeers, prevFirewall); err != nil {
+			n.log.Error("reload rollback: could not restore peers and rules", "err", err)
 		}
 		if err := routing.ChangeRoutes(n.iface, nil, add); err != nil {
 			n.log.Warn("reload rollback: could not remove new routes", "err", err)
 		}
-		s.peers, s.routes = prevPeers, prevRoutes
+		s.peers, s.firewall, s.routes = prevPeers, prevFirewall, prevRoutes
 	}, nil
 }
 

@@ -114,8 +114,27 @@ func writeStatus(w io.Writer, st *control.Status) error {
 			fmt.Fprintf(&b, "%-*s  %*d\n", nameW, r, countW, st.Drops[r])
 		}
 	}
+	writeFirewall(&b, &st.Firewall)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeFirewall prints the rules in force with the flows each admitted,
+// and the connection table's size; nothing without rules.
+func writeFirewall(b *strings.Builder, f *control.Firewall) {
+	if !f.Enabled {
+		return
+	}
+	b.WriteByte('\n')
+	fmt.Fprintf(b, "firewall: %d rule(s), deny %s, policy %.12s; denied %d in, %d out\n",
+		len(f.Rules), f.Deny, f.PolicyHash, f.DeniedIn, f.DeniedOut)
+	fmt.Fprintf(b, "conntrack: %d flows, %d evicted, %d cut by reloads\n\n", f.ConntrackEntries, f.ConntrackEvictions, f.ConntrackCut)
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "RULE\tWHERE\tFLOWS")
+	for _, r := range f.Rules {
+		fmt.Fprintf(tw, "%s\t%s\t%d\n", r.Name, r.Pos, r.Flows)
+	}
+	tw.Flush()
 }
 
 // handshakeAge says how long ago a handshake was, in at most two units:

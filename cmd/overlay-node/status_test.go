@@ -103,6 +103,28 @@ no_route            2
 	}
 }
 
+func TestWriteStatusFirewall(t *testing.T) {
+	st := testStatus()
+	st.Firewall = control.Firewall{Enabled: true, Deny: "reject", PolicyHash: "5b0f8e6e2c1d54d3f0a5",
+		Rules:            []control.Rule{{Name: "web-to-db", Pos: "mesh.toml:40", Flows: 12}, {Name: "allow-2", Pos: "mesh.toml:46"}},
+		ConntrackEntries: 3, ConntrackEvictions: 1, DeniedIn: 2, DeniedOut: 5}
+	var b strings.Builder
+	if err := writeStatus(&b, st); err != nil {
+		t.Fatal(err)
+	}
+	want := `
+firewall: 2 rule(s), deny reject, policy 5b0f8e6e2c1d; denied 2 in, 5 out
+conntrack: 3 flows, 1 evicted, 0 cut by reloads
+
+RULE       WHERE         FLOWS
+web-to-db  mesh.toml:40  12
+allow-2    mesh.toml:46  0
+`
+	if got := b.String(); !strings.HasSuffix(got, want) {
+		t.Errorf("got:\n%s\nwant it to end with:\n%s", got, want)
+	}
+}
+
 func TestWriteStatusQuiet(t *testing.T) {
 	st := &control.Status{Mesh: "demo", Node: "a", Interface: "ovl0", Drops: map[string]uint64{"malformed": 0}}
 	var b strings.Builder

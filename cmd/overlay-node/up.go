@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/overlay-node/overlay-node/cmd/internal/control"
+	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/sdnotify"
 	"github.com/overlay-node/overlay-node/config"
 	"github.com/overlay-node/overlay-node/crypto"
 	"github.com/overlay-node/overlay-node/dnsserver"
@@ -74,15 +75,26 @@ func cmdUp(args []string, stdout, stderr io.Writer) error {
 	// big mesh's footprint: now that nothing refers to it, hand it back
 	// before settling down.
 	debug.FreeOSMemory()
+	notify(log, sdnotify.Ready(fmt.Sprintf("forwarding on %s", f.iface)))
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
+			notify(log, sdnotify.Reloading())
 			n.reload()
+			notify(log, sdnotify.Ready(fmt.Sprintf("forwarding on %s", f.iface)))
 			continue
 		}
 		log.Info("shutting down", "signal", sig.String())
 		break
 	}
+	notify(log, sdnotify.Stopping())
 	return n.stop()
+}
+
+// notify logs a failure to tell systemd: the node runs on regardless.
+func notify(log *slog.Logger, err error) {
+	if err != nil {
+		log.Warn("could not notify systemd", "err", err)
+	}
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
@@ -131,6 +143,7 @@ type meshState struct {
 	routes []netip.Prefix // routed through the interface
 	peers  int            // how many
 	dns    dnsSettings    // the zone this node serves, if the mesh has a domain
+	names  []end          // the mesh's nodes, for policy why
 }
 
 // loadState reads the mesh file and works out what it means for the node
@@ -161,6 +174,7 @@ func loadState(path string, key crypto.PrivateKey, iface string) (*meshState, er
 		routes: kernelRoutes(mesh, self),
 		peers:  len(cfg.Peers),
 		dns:    dns,
+		names:  nodeEnds(mesh),
 	}, nil
 }
 
@@ -201,7 +215,9 @@ func (n *node) stop() error { return n.services.close() }
 // engineConfig translates the mesh file into engine settings: every node
 // but self is a peer, allowed its addresses and subnets.
 func engineConfig(mesh *config.Mesh, self *config.Node, key crypto.PrivateKey) (tunnel.Config, error) {
-	cfg := tunnel.Config{PrivateKey: key, ListenPort: self.Port, MTU: mesh.MTU}
+	cfg := tunnel.Config{PrivateKey: key, ListenPort: self.Port, MTU: mesh.MTU,
+		Firewall:     tunnel.Firewall{Policy: mesh.Policy(), Reject: mesh.Deny != "drop"},
+		ConntrackMax: mesh.ConntrackMax}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for i := range mesh.Nodes {
@@ -228,12 +244,13 @@ func engineConfig(mesh *config.Mesh, self *config.Node, key crypto.PrivateKey) (
 }
 
 // kernelRoutes are the routes through the interface: every peer's
-// subnets and the overlay prefixes the addresses imply.
+// subnets and container networks, and the overlay prefixes the addresses
+// imply.
 func kernelRoutes(mesh *config.Mesh, self *config.Node) []netip.Prefix {
 	routes := mesh.OverlayPrefixes()
 	for _, nd := range mesh.Nodes {
 		if nd.Name != self.Name {
-			routes = append(routes, nd.Subnets...)
+			routes = append(routes, nd.RoutedPrefixes()...)
 		}
 	}
 	return routes

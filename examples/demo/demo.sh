@@ -3,17 +3,22 @@
 #
 #   a, b, c  hosts on one switch (192.168.50.0/24), overlay 10.100.0.0/24
 #   lan      a host on c's site LAN (192.168.60.0/24), advertised by c
+#   ca1 ca2  containers on a (172.20.1.0/24), attached by overlay-node-cni
+#   cb1 cb2  containers on b (172.20.2.0/24)
 #
-# Shows pings across the mesh and to the site host, a TCP transfer, service
-# discovery (DNS names of nodes and services), what each node reports, and
-# metrics. Everything it creates is removed on exit,
-# Ctrl-C or failure. Needs root, iproute2, ping, iperf3 and dig (make deps).
+# Shows pings across the mesh, to the site host and between containers on
+# different hosts, service discovery (DNS names of nodes and services), a TCP
+# transfer, what each node reports, and metrics. Everything it creates is
+# removed on exit, Ctrl-C or failure. Needs root, iproute2, ping, iperf3 and
+# dig (make deps).
 set -euo pipefail
 
 BIN=${BIN:-$(cd "$(dirname "$0")/../.." && pwd)/bin/overlay-node}
+CNI=${CNI:-$(dirname "$BIN")/overlay-node-cni}
 P=ovd$$                      # prefix: unique per run so leftovers never clash
 WORK=$(mktemp -d)
 PIDS=()
+CONTAINERS="ca1 ca2 cb1 cb2"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 in_ns() { local ns=$1; shift; ip netns exec "$P-$ns" "$@"; }
@@ -23,18 +28,20 @@ cleanup() {
 	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
 	for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
 	# Anything else still running in our namespaces (iperf3 servers, say).
-	for ns in a b c lan sw; do
+	for ns in a b c lan sw $CONTAINERS; do
 		pids=$(ip netns pids "$P-$ns" 2>/dev/null)
 		[ -n "$pids" ] && kill $pids 2>/dev/null
 	done
-	for ns in a b c lan sw; do ip netns del "$P-$ns" 2>/dev/null; done
+	for ns in a b c lan sw $CONTAINERS; do ip netns del "$P-$ns" 2>/dev/null; done
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 [ "$(id -u)" = 0 ] || { echo "demo: needs root (network namespaces and TUN devices)" >&2; exit 1; }
-[ -x "$BIN" ] || { echo "demo: $BIN not found: run 'make build' first" >&2; exit 1; }
+for b in "$BIN" "$CNI"; do
+	[ -x "$b" ] || { echo "demo: $b not found: run 'make build' first" >&2; exit 1; }
+done
 for tool in ip ping iperf3 dig; do
 	command -v $tool >/dev/null || { echo "demo: $tool missing: run 'make deps'" >&2; exit 1; }
 done
@@ -85,12 +92,14 @@ name = "a"
 public_key = "$PUB_a"
 address = "10.100.0.1/24"
 endpoint = "192.168.50.1:51820"
+containers = ["172.20.1.0/24"]  # handed to a's containers by overlay-node-cni
 
 [[node]]
 name = "b"
 public_key = "$PUB_b"
 address = "10.100.0.2/24"
 endpoint = "192.168.50.2:51820"
+containers = ["172.20.2.0/24"]
 
 [[node]]
 name = "c"
@@ -144,6 +153,33 @@ for q in "b.demo.internal A" "iperf.demo.internal A" "_iperf._tcp.demo.internal 
 	status=$(sed -n 's/.*status: \([A-Z]*\),.*/\1/p' <<<"$out")
 	answer=$(in_ns a dig @10.100.0.3 +time=2 +tries=2 +short $q | tr '\n' ' ')
 	echo "$status ${answer:-(no records)}"
+done
+
+step "containers: two on a, two on b, attached through the CNI plugin"
+# What a runtime does: run the plugin in the host's namespace with the
+# network config on stdin. The leases go under the demo's directory, and
+# the bridge gets a short name: the default, cni-<interface>, would be too
+# long for these interface names.
+cni() { # cni VERB HOST CONTAINER
+	local conf
+	conf=$(printf '{"cniVersion": "1.1.0", "name": "overlay", "type": "overlay-node-cni", "interface": "%s", "bridge": "cni0", "dataDir": "%s"}' \
+		"ovl-$P-$2" "$WORK/cni-$2")
+	echo "$conf" | in_ns "$2" env CNI_COMMAND="$1" CNI_CONTAINERID="$3" CNI_NETNS="/var/run/netns/$P-$3" \
+		CNI_IFNAME=eth0 CNI_PATH="$(dirname "$CNI")" "$CNI"
+}
+for c in $CONTAINERS; do
+	ip netns add "$P-$c"
+	ip -n "$P-$c" link set lo up
+	host=$(echo $c | cut -c2)
+	cni ADD "$host" "$c" >"$WORK/$c.json"
+	printf '%s on %s: %s\n' "$c" "$host" "$(in_ns $c ip -brief -4 addr show eth0)"
+done
+echo "the ADD result of ca1:"
+cat "$WORK/ca1.json"; echo
+cb2=$(in_ns cb2 ip -brief -4 addr show eth0 | awk '{print $3}' | cut -d/ -f1)
+for src in ca1 ca2; do
+	printf '%s -> cb2 (%s): ' "$src" "$cb2"
+	in_ns $src ping -c 3 -i 0.2 -W 2 -q "$cb2" | tail -1
 done
 
 step "TCP transfer a -> b across the mesh (iperf3, 3 s), to the address of iperf.demo.internal"

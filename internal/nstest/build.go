@@ -22,6 +22,7 @@ type build struct {
 var (
 	overlayNode build
 	wireGuardGo build
+	cniPlugin   build
 )
 
 // BuildOverlayNode builds ./cmd/overlay-node from the module this package is
@@ -30,6 +31,14 @@ var (
 func BuildOverlayNode(t testing.TB) string {
 	t.Helper()
 	return overlayNode.get(t, "overlay-node", "./cmd/overlay-node")
+}
+
+// BuildCNIPlugin builds ./cmd/overlay-node-cni, the CNI plugin, on first
+// use, and returns the binary's path. Its directory is the CNI_PATH to run
+// it by its type, overlay-node-cni. It fails t if the build fails.
+func BuildCNIPlugin(t testing.TB) string {
+	t.Helper()
+	return cniPlugin.get(t, "overlay-node-cni", "./cmd/overlay-node-cni")
 }
 
 // BuildWireGuardGo builds wireguard-go, the main package of the module

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 )
@@ -117,6 +118,13 @@ func (l *LAN) AddSite(gw *Host) *Site {
 	return s
 }
 
+// AddNetns creates an empty namespace, its loopback up, for the test to
+// wire up: a container for a CNI plugin, say. role names it within the LAN.
+func (l *LAN) AddNetns(role string) *Host {
+	l.t.Helper()
+	return &Host{Name: l.addNetns(role)}
+}
+
 // addNetns creates the namespace Prefix+role, deleted in t's cleanup.
 func (l *LAN) addNetns(role string) string {
 	l.t.Helper()
@@ -213,4 +221,48 @@ func NewLink(t testing.TB, a, b netip.Prefix) (*Host, *Host) {
 		l.addr(h)
 	}
 	return hosts[0], hosts[1]
+}
+
+// SetMTU sets the MTU of every link of the LAN, the hosts' interfaces and
+// the bridge's ports alike: an underlay that carries less than the usual
+// 1500 bytes, as a tunnel or a cloud network does.
+func (l *LAN) SetMTU(mtu int) {
+	l.t.Helper()
+	for i, h := range l.Hosts {
+		l.ip(h.Name, "link", "set", h.Iface, "mtu", strconv.Itoa(mtu))
+		l.ip(l.bridge, "link", "set", fmt.Sprintf("h%d", i+1), "mtu", strconv.Itoa(mtu))
+	}
+}
+
+// networks counts AttachNetwork's namespaces in this test binary, for
+// their transit subnets and interface names.
+var networks atomic.Int64
+
+// AttachNetwork creates a namespace that owns every address of sources,
+// joined to gw by a veth pair of its own and routed from gw: a network
+// behind a router, as the internet is seen from gw. A socket in it may bind
+// any address of sources (the whole prefix is local there), and gw's
+// replies to those addresses come back to it. The transit link is
+// 10.232.N.0/30, gw at .1 and the new namespace at .2, whose default route
+// is gw; traffic from it to gw is best aimed at GatewayAddr, the source of
+// gw's replies. It skips t like NewLAN, and t's cleanup deletes it.
+func AttachNetwork(t testing.TB, gw *Host, sources netip.Prefix) *Site {
+	t.Helper()
+	RequireRoot(t)
+	n := networks.Add(1)
+	if n > 255 {
+		t.Fatal("nstest: AttachNetwork: out of transit subnets")
+	}
+	l := &LAN{t: t, Prefix: newPrefix()}
+	gwAddr := netip.AddrFrom4([4]byte{10, 232, byte(n), 1})
+	h := &Host{Name: l.addNetns("net"), Iface: "eth0", Addr: gwAddr.Next(), Subnet: netip.PrefixFrom(gwAddr, 30).Masked()}
+	gwIface := fmt.Sprintf("net%d", n)
+	l.veth(h.Name, h.Iface, gw.Name, gwIface)
+	l.addr(h)
+	l.ip(gw.Name, "addr", "add", netip.PrefixFrom(gwAddr, 30).String(), "dev", gwIface)
+	l.ip(gw.Name, "link", "set", gwIface, "up")
+	l.ip(gw.Name, "route", "add", sources.Masked().String(), "via", h.Addr.String())
+	l.ip(h.Name, "route", "add", "default", "via", gwAddr.String())
+	l.ip(h.Name, "route", "add", "local", sources.Masked().String(), "dev", "lo")
+	return &Site{Host: h, Gateway: gw, GatewayAddr: gwAddr}
 }

@@ -12,105 +12,20 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/overlay-node/overlay-node/cmd/internal/statstest"
-	"github.com/overlay-node/overlay-node/tunnel"
 )
 
 var (
 	testNow  = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	testNode = Node{Version: "1.2.3", Mesh: "demo", Name: "a", Interface: "ovl0",
-		ConfigHash: "abc123", LoadedAt: time.Date(2025, 6, 1, 11, 0, 0, 0, time.UTC)}
+		ConfigHash: "abc123", LoadedAt: time.Date(2025, 6, 1, 11, 0, 0, 0, time.UTC), MTU: 1420,
+		Addresses:  []netip.Prefix{netip.MustParsePrefix("10.100.0.1/24")},
+		Containers: []netip.Prefix{netip.MustParsePrefix("172.20.1.0/24"), netip.MustParsePrefix("fd00:20:1::/64")}}
 )
 
-func testStats() tunnel.Stats {
-	var drops, bDrops tunnel.DropCounts
-	drops[tunnel.DropMalformed] = 1000
-	drops[tunnel.DropDecrypt] = 2
-	bDrops[tunnel.DropDecrypt] = 2
-	return tunnel.Stats{
-		PublicKey:  statstest.Key(1),
-		ListenPort: 51820,
-		MTU:        1420,
-		Drops:      drops,
-		Peers: []tunnel.PeerStats{
-			{
-				Name:                "b",
-				PublicKey:           statstest.Key(2),
-				Endpoint:            netip.MustParseAddrPort("192.168.100.2:51820"),
-				AllowedIPs:          []netip.Prefix{netip.MustParsePrefix("10.100.0.2/32")},
-				PersistentKeepalive: 25 * time.Second,
-				RxBytes:             100, TxBytes: 200, RxPackets: 3, TxPackets: 4,
-				HandshakesCompleted: 1,
-				LastHandshake:       testNow.Add(-12*time.Second - 300*time.Millisecond),
-				Drops:               bDrops,
-			},
-			{Name: "c", PublicKey: statstest.Key(3)},
-		},
-	}
-}
-
-// The JSON field names are a contract: docs/metrics.md and scripts use
-// them. A change here must be a deliberate one.
-func TestStatusJSON(t *testing.T) {
-	b, err := json.Marshal(NewStatus(testStats(), testNode, testNow))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got map[string]any
-	if err := json.Unmarshal(b, &got); err != nil {
-		t.Fatal(err)
-	}
-	wantTop := []string{"schema", "time", "version", "mesh", "node", "interface", "public_key",
-		"listen_port", "mtu", "config_hash", "config_loaded", "peers", "drops", "dns"}
-	checkKeys(t, "status", got, wantTop)
-	if got["schema"] != float64(1) || got["mesh"] != "demo" || got["node"] != "a" || got["public_key"] != statstest.Key(1).String() {
-		t.Errorf("status: got %v", got)
-	}
-	drops := got["drops"].(map[string]any)
-	if len(drops) != len(tunnel.DropReasons()) || drops["malformed"] != float64(1000) {
-		t.Errorf("drops: got %v, want every reason, malformed 1000", drops)
-	}
-
-	peers := got["peers"].([]any)
-	if len(peers) != 2 {
-		t.Fatalf("peers: got %d, want 2", len(peers))
-	}
-	wantPeer := []string{"name", "public_key", "endpoint", "allowed_ips", "persistent_keepalive_seconds",
-		"latest_handshake", "latest_handshake_age_seconds", "rx_bytes", "tx_bytes", "rx_packets",
-		"tx_packets", "handshakes_completed", "handshakes_failed", "drops"}
-	b0, c0 := peers[0].(map[string]any), peers[1].(map[string]any)
-	checkKeys(t, "peer b", b0, wantPeer)
-	checkKeys(t, "peer c", c0, wantPeer)
-	for k, want := range map[string]any{
-		"name": "b", "endpoint": "192.168.100.2:51820", "latest_handshake_age_seconds": float64(12),
-		"latest_handshake": "2025-06-01T11:59:47.7Z", "persistent_keepalive_seconds": float64(25),
-		"rx_bytes": float64(100), "tx_bytes": float64(200),
-	} {
-		if b0[k] != want {
-			t.Errorf("peer b %s: got %v, want %v", k, b0[k], want)
-		}
-	}
-	if ips := b0["allowed_ips"].([]any); len(ips) != 1 || ips[0] != "10.100.0.2/32" {
-		t.Errorf("peer b allowed_ips: got %v", ips)
-	}
-	// Unknown endpoint and no handshake yet.
-	if c0["endpoint"] != "" || c0["latest_handshake"] != nil || c0["latest_handshake_age_seconds"] != nil {
-		t.Errorf("peer c: got endpoint %v, handshake %v, age %v; want \"\", null, null",
-			c0["endpoint"], c0["latest_handshake"], c0["latest_handshake_age_seconds"])
-	}
-}
-
-func checkKeys(t *testing.T, what string, m map[string]any, want []string) {
-	t.Helper()
-	for _, k := range want {
-		if _, ok := m[k]; !ok {
-			t.Errorf("%s: no %q field", what, k)
-		}
-	}
-	if len(m) != len(want) {
-		t.Errorf("%s: got %d fields, want %d: document new ones in docs/metrics.md", what, len(m), len(want))
-	}
+// testStatus is what the test server reports.
+func testStatus(node Node) Status {
+	return Status{Schema: SchemaVersion, Time: testNow, Mesh: node.Mesh, Node: node.Name, ConfigHash: node.ConfigHash,
+		Peers: []Peer{{Name: "b", Endpoint: netip.MustParseAddrPort("192.168.100.2:51820")}, {Name: "c"}}}
 }
 
 func startTestServer(t *testing.T) *Server {
@@ -120,7 +35,7 @@ func startTestServer(t *testing.T) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Serve(statstest.Source{Stats: testStats()}, testNode, slog.New(slog.DiscardHandler))
+	s.Serve(testStatus, testNode, slog.New(slog.DiscardHandler))
 	t.Cleanup(func() { s.Close() })
 	return s
 }
@@ -192,7 +107,7 @@ func TestListenClaims(t *testing.T) {
 	if err != nil {
 		t.Fatalf("stale socket: %v", err)
 	}
-	s2.Serve(statstest.Source{Stats: testStats()}, testNode, slog.New(slog.DiscardHandler))
+	s2.Serve(testStatus, testNode, slog.New(slog.DiscardHandler))
 	if _, _, err := FetchStatus(context.Background(), stale); err != nil {
 		t.Errorf("after replacing a stale socket: %v", err)
 	}
@@ -212,5 +127,20 @@ func TestListenClaims(t *testing.T) {
 	}
 	if _, err := os.Stat(file); err != nil {
 		t.Errorf("regular file was removed: %v", err)
+	}
+}
+
+func TestFetchNode(t *testing.T) {
+	s := startTestServer(t)
+	n, err := FetchNode(context.Background(), s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Name != "a" || n.MTU != 1420 || len(n.Addresses) != 1 || len(n.Containers) != 2 ||
+		n.Containers[1] != testNode.Containers[1] || n.Domain != "" {
+		t.Errorf("got %+v, want %+v", n, testNode)
+	}
+	if _, err := FetchNode(context.Background(), filepath.Join(t.TempDir(), "none.sock")); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("no socket: got %v, want ErrNotRunning", err)
 	}
 }

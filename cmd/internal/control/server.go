@@ -14,15 +14,33 @@ import (
 	"time"
 
 	"github.com/overlay-node/overlay-node/cmd/internal/httpserve"
-	"github.com/overlay-node/overlay-node/tunnel"
 )
 
 // Dir is where the control sockets live, one per interface. Like the
 // WireGuard UAPI directory, it is global, not per network namespace.
 const Dir = "/var/run/overlay-node"
 
-// StatusPath is the URL path of the Status object.
-const StatusPath = "/v1/status"
+// URL paths of the objects served.
+const (
+	StatusPath = "/v1/status" // Status
+	NodePath   = "/v1/node"   // Node
+)
+
+// WhyPath is the URL path of policy why: a GET with the query parameters
+// from, to and port answers a WhyAnswer.
+const WhyPath = "/v1/policy/why"
+
+// Why explains, by the rules the node has loaded, whether a new flow from
+// from to to on port (as the arguments of overlay-node policy why) is
+// allowed: the lines to print. An error is about the arguments.
+type Why func(from, to, port string) ([]string, error)
+
+// WhyAnswer is the JSON answer of WhyPath: the lines to print, or, with
+// status 400, what is wrong with the question.
+type WhyAnswer struct {
+	Lines []string `json:"lines,omitempty"`
+	Error string   `json:"error,omitempty"`
+}
 
 // SocketPath returns the control socket of the interface iface.
 func SocketPath(iface string) string { return filepath.Join(Dir, iface+".sock") }
@@ -37,10 +55,9 @@ const (
 	writeTimeout      = 10 * time.Second
 )
 
-// Source is what the server reads: *tunnel.Device satisfies it.
-type Source interface {
-	Snapshot() tunnel.Stats
-}
+// StatusFunc returns the Status of the node as of now; node is what the
+// server was last told about it.
+type StatusFunc func(node Node) Status
 
 // Server serves the control API on a unix socket.
 type Server struct {
@@ -49,10 +66,11 @@ type Server struct {
 	path string
 
 	// Set by Serve.
-	src Source
+	status StatusFunc
 
 	// Atomic: replaced whole when the mesh file is reloaded.
 	node atomic.Pointer[Node]
+	why  atomic.Pointer[Why]
 }
 
 // Listen claims the socket at path, mode 0600, creating its directory if
@@ -107,13 +125,23 @@ func (s *Server) Path() string { return s.path }
 // SetNode replaces the node's identity, as after a reload.
 func (s *Server) SetNode(n Node) { s.node.Store(&n) }
 
-// Serve answers requests in the background until Close, reading src for
-// every status.
-func (s *Server) Serve(src Source, node Node, log *slog.Logger) {
-	s.src = src
+// SetWhy replaces what answers policy why, as after a reload. Until it is
+// set the server answers 404.
+func (s *Server) SetWhy(w Why) { s.why.Store(&w) }
+
+// Serve answers requests in the background until Close, calling status
+// for every Status.
+func (s *Server) Serve(status StatusFunc, node Node, log *slog.Logger) {
+	s.status = status
 	s.SetNode(node)
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+StatusPath, s.handleStatus)
+	mux.HandleFunc("GET "+StatusPath, func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, s.status(*s.node.Load()))
+	})
+	mux.HandleFunc("GET "+NodePath, func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, s.node.Load())
+	})
+	mux.HandleFunc("GET "+WhyPath, s.handleWhy)
 	s.http.Serve(&http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -125,12 +153,30 @@ func (s *Server) Serve(src Source, node Node, log *slog.Logger) {
 	log.Info("serving control socket", "socket", s.path)
 }
 
-func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
-	st := NewStatus(s.src.Snapshot(), *s.node.Load(), time.Now())
+// writeJSON answers with v, indented for people reading it with curl.
+func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	enc.Encode(st)
+	enc.Encode(v)
+}
+
+func (s *Server) handleWhy(w http.ResponseWriter, r *http.Request) {
+	why := s.why.Load()
+	if why == nil {
+		http.NotFound(w, r)
+		return
+	}
+	q := r.URL.Query()
+	var ans WhyAnswer
+	var err error
+	ans.Lines, err = (*why)(q.Get("from"), q.Get("to"), q.Get("port"))
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		ans.Error = err.Error()
+		w.WriteHeader(http.StatusBadRequest)
+	}
+	json.NewEncoder(w).Encode(ans)
 }
 
 // Close stops serving and removes the socket.

@@ -10,11 +10,14 @@
 // for debugging:
 //
 //	GET /v1/status   the Status object, the same as `overlay-node status --json`
+//	GET /v1/node     the Node object: who the node is and what it hands to
+//	                 containers, for the CNI plugin
 //
 // It sits under cmd/internal, not under cmd/overlay-node, because it is
 // the protocol of both ends: the daemon serves it, and every command that
 // asks a running node something imports its client, overlay-node status
-// and the CNI plugin alike.
+// and the CNI plugin alike. It imports no engine package, so that the
+// plugin links none: the daemon turns the engine's counters into a Status.
 //
 // The Status JSON is a stable contract, documented in docs/metrics.md:
 // fields are added, never renamed or removed, without raising
@@ -24,8 +27,6 @@ package control
 import (
 	"net/netip"
 	"time"
-
-	"github.com/overlay-node/overlay-node/tunnel"
 )
 
 // SchemaVersion is the version of the Status JSON. It is raised only for a
@@ -45,10 +46,23 @@ type Status struct {
 	MTU          int       `json:"mtu"`           // TUN MTU
 	ConfigHash   string    `json:"config_hash"`   // hex SHA-256 of the mesh file in use
 	ConfigLoaded time.Time `json:"config_loaded"` // when that file was read
-	Peers        []Peer    `json:"peers"`         // every other node, in mesh file order
+	MeshFile     string    `json:"mesh_file"`     // path of the mesh file in use
+	// Addresses are this node's overlay addresses, as on the interface.
+	Addresses []netip.Prefix `json:"addresses"`
+	// Subnets are the networks this node routes for the mesh: its
+	// subnets, for which the host must forward.
+	Subnets []netip.Prefix `json:"subnets"`
+	// Routes are the prefixes the node routes through the interface.
+	Routes []netip.Prefix `json:"routes"`
+	Peers  []Peer         `json:"peers"` // every other node, in mesh file order
 	// Drops counts every packet the node dropped, by reason, including
 	// those not tied to a peer. Every reason is present.
 	Drops map[string]uint64 `json:"drops"`
+	// CookieRepliesSent counts handshakes answered with a cookie reply
+	// because the node was under load (not drops: the sender retries).
+	CookieRepliesSent uint64 `json:"cookie_replies_sent"`
+	// Firewall is the segmentation in force.
+	Firewall Firewall `json:"firewall"`
 	// DNS is the node's DNS server; null while the mesh has no domain.
 	DNS *DNS `json:"dns"`
 }
@@ -58,6 +72,27 @@ type DNS struct {
 	Domain    string           `json:"domain"`    // [mesh] domain
 	Services  int              `json:"services"`  // how many [[service]] the zone holds
 	Addresses []netip.AddrPort `json:"addresses"` // where it answers, UDP and TCP
+}
+
+// Firewall is the state of a node's firewall.
+type Firewall struct {
+	Enabled    bool   `json:"enabled"`     // [[allow]] rules are loaded
+	Deny       string `json:"deny"`        // "reject" or "drop"; "" when not enabled
+	PolicyHash string `json:"policy_hash"` // hex SHA-256 of the rules in force; "" when not enabled
+	Rules      []Rule `json:"rules"`       // in file order
+	// Conntrack is the size and the counters of the connection table.
+	ConntrackEntries   int    `json:"conntrack_entries"`
+	ConntrackEvictions uint64 `json:"conntrack_evictions"` // live flows removed to make room
+	ConntrackCut       uint64 `json:"conntrack_cut"`       // flows a reload's rules denied
+	DeniedIn           uint64 `json:"denied_in"`           // packets from the mesh denied
+	DeniedOut          uint64 `json:"denied_out"`          // packets to the mesh denied
+}
+
+// Rule is one loaded rule and its hits.
+type Rule struct {
+	Name  string `json:"name"`
+	Pos   string `json:"pos"`   // file:line
+	Flows uint64 `json:"flows"` // flows it admitted since it was loaded
 }
 
 // Peer is the state of one peer.
@@ -79,72 +114,32 @@ type Peer struct {
 	TxPackets           uint64 `json:"tx_packets"` // datagrams sent
 	HandshakesCompleted uint64 `json:"handshakes_completed"`
 	HandshakesFailed    uint64 `json:"handshakes_failed"`
+	// UnansweredInitiations counts handshake initiations sent since the
+	// last handshake completed: a peer that does not answer.
+	UnansweredInitiations uint64 `json:"handshake_attempts_unanswered"`
 	// Drops counts packets to or from this peer that were dropped, by
 	// reason. Every reason is present.
 	Drops map[string]uint64 `json:"drops"`
 }
 
 // Node identifies the node and the mesh file it runs, for status and
-// metrics alike. It changes when the mesh file is reloaded.
+// metrics alike, and says what the node hands to the containers on its
+// host. It changes when the mesh file is reloaded. Its JSON, at NodePath,
+// is a contract like Status's: fields are added, never renamed.
 type Node struct {
-	Version    string    // overlay-node version
-	Mesh       string    // [mesh] name
-	Name       string    // this node's name
-	Interface  string    // the TUN interface
-	ConfigHash string    // config.Mesh.Hash
-	LoadedAt   time.Time // when the mesh file was read
-	DNS        *DNS      // the DNS server; nil without a domain
-}
+	Version    string    `json:"version"`       // overlay-node version
+	Mesh       string    `json:"mesh"`          // [mesh] name
+	Name       string    `json:"name"`          // this node's name
+	Interface  string    `json:"interface"`     // the TUN interface
+	ConfigHash string    `json:"config_hash"`   // config.Mesh.Hash
+	LoadedAt   time.Time `json:"config_loaded"` // when the mesh file was read
+	MeshFile   string    `json:"mesh_file"`     // path of the mesh file
 
-// NewStatus builds the Status of node from the engine's counters, as of now.
-func NewStatus(st tunnel.Stats, node Node, now time.Time) Status {
-	s := Status{
-		Schema:       SchemaVersion,
-		Time:         now,
-		Version:      node.Version,
-		Mesh:         node.Mesh,
-		Node:         node.Name,
-		Interface:    node.Interface,
-		PublicKey:    st.PublicKey.String(),
-		ListenPort:   st.ListenPort,
-		MTU:          st.MTU,
-		ConfigHash:   node.ConfigHash,
-		ConfigLoaded: node.LoadedAt,
-		Peers:        make([]Peer, 0, len(st.Peers)),
-		Drops:        dropMap(&st.Drops),
-		DNS:          node.DNS,
-	}
-	for i := range st.Peers {
-		p := &st.Peers[i]
-		sp := Peer{
-			Name:                p.Name,
-			PublicKey:           p.PublicKey.String(),
-			Endpoint:            p.Endpoint,
-			AllowedIPs:          append([]netip.Prefix{}, p.AllowedIPs...),
-			PersistentKeepalive: int(p.PersistentKeepalive / time.Second),
-			RxBytes:             p.RxBytes,
-			TxBytes:             p.TxBytes,
-			RxPackets:           p.RxPackets,
-			TxPackets:           p.TxPackets,
-			HandshakesCompleted: p.HandshakesCompleted,
-			HandshakesFailed:    p.HandshakesFailed,
-			Drops:               dropMap(&p.Drops),
-		}
-		if !p.LastHandshake.IsZero() {
-			hs := p.LastHandshake
-			age := int64(max(now.Sub(hs), 0) / time.Second)
-			sp.LatestHandshake, sp.LatestHandshakeAge = &hs, &age
-		}
-		s.Peers = append(s.Peers, sp)
-	}
-	return s
-}
-
-// dropMap names every reason's count.
-func dropMap(d *tunnel.DropCounts) map[string]uint64 {
-	m := make(map[string]uint64, len(d))
-	for _, r := range tunnel.DropReasons() {
-		m[r.String()] = d[r]
-	}
-	return m
+	MTU        int            `json:"mtu"`        // the mesh MTU, which containers take too
+	Addresses  []netip.Prefix `json:"addresses"`  // this node's overlay addresses
+	Subnets    []netip.Prefix `json:"subnets"`    // networks this node routes for the mesh
+	Routes     []netip.Prefix `json:"routes"`     // prefixes routed through the interface
+	Containers []netip.Prefix `json:"containers"` // its container networks; empty when it has none
+	Domain     string         `json:"domain"`     // the mesh's DNS domain; "" when it has none
+	DNS        *DNS           `json:"dns"`        // this node's DNS server; null without a domain
 }

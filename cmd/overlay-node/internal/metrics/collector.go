@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/overlay-node/overlay-node/cmd/internal/control"
+	"github.com/overlay-node/overlay-node/conntrack"
 	"github.com/overlay-node/overlay-node/tunnel"
 )
 
@@ -84,7 +85,23 @@ var (
 		"Packets per batch at each I/O stage: one observation per TUN read or write, or per UDP receive or send call.",
 		"stage")
 
+	policyInfoDesc = desc("policy_info",
+		"The [[allow]] rules in force, by hash, so that nodes with different rules show; the value is always 1. Absent without rules.",
+		"hash")
+	policyFlowsDesc = desc("policy_flows_total",
+		"Flows each rule admitted, by rule name, since the rule was loaded.", "rule")
+	policyDeniedDesc = desc("policy_denied_packets_total",
+		"Packets the firewall denied, by direction: in from the mesh, out to it.", "direction")
+	conntrackEntriesDesc = desc("conntrack_entries",
+		"Flows in the firewall's connection table.")
+	conntrackEvictionsDesc = desc("conntrack_evictions_total",
+		"Live flows removed from the full connection table to make room for a new one.")
+	conntrackCutDesc = desc("conntrack_cut_flows_total",
+		"Tracked flows cut because the rules loaded since they opened deny them.")
+
 	allDescs = []*prometheus.Desc{
+		policyInfoDesc, policyFlowsDesc, policyDeniedDesc,
+		conntrackEntriesDesc, conntrackEvictionsDesc, conntrackCutDesc,
 		buildInfoDesc, nodeInfoDesc, configLoadDesc,
 		peerInfoDesc, peerEndpointDesc, peerRxBytesDesc, peerTxBytesDesc,
 		peerRxPacketsDesc, peerTxPacketsDesc, peerHandshakeDesc,
@@ -185,10 +202,29 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(cookieRepliesDesc, prometheus.CounterValue, float64(st.CookieRepliesSent))
 
+	collectFirewall(ch, &st.Firewall)
+
 	ch <- batchHistogram(st.TUNRead, StageTUNRead)
 	ch <- batchHistogram(st.TUNWrite, StageTUNWrite)
 	ch <- batchHistogram(st.UDPRecv, StageUDPReceive)
 	ch <- batchHistogram(st.UDPSend, StageUDPSend)
+}
+
+// collectFirewall exports the firewall's counters. The counters of a
+// table whose rules were unloaded stay, so that they never go backwards.
+func collectFirewall(ch chan<- prometheus.Metric, f *tunnel.FirewallStats) {
+	if f.Enabled {
+		ch <- prometheus.MustNewConstMetric(policyInfoDesc, prometheus.GaugeValue, 1, f.PolicyHash)
+	}
+	for _, r := range f.Rules {
+		ch <- prometheus.MustNewConstMetric(policyFlowsDesc, prometheus.CounterValue, float64(r.Flows), r.Name)
+	}
+	for _, dir := range []conntrack.Direction{conntrack.In, conntrack.Out} {
+		ch <- prometheus.MustNewConstMetric(policyDeniedDesc, prometheus.CounterValue, float64(f.Denied(dir)), dir.String())
+	}
+	ch <- prometheus.MustNewConstMetric(conntrackEntriesDesc, prometheus.GaugeValue, float64(f.Conntrack.Entries))
+	ch <- prometheus.MustNewConstMetric(conntrackEvictionsDesc, prometheus.CounterValue, float64(f.Conntrack.Evictions))
+	ch <- prometheus.MustNewConstMetric(conntrackCutDesc, prometheus.CounterValue, float64(f.Conntrack.Cut))
 }
 
 // batchHistogram turns the engine's per-bucket counts, with their extra

@@ -18,6 +18,7 @@ import (
 
 	"github.com/overlay-node/overlay-node/cmd/internal/control"
 	"github.com/overlay-node/overlay-node/cmd/internal/statstest"
+	"github.com/overlay-node/overlay-node/conntrack"
 	"github.com/overlay-node/overlay-node/tunnel"
 )
 
@@ -66,6 +67,11 @@ func testStats() tunnel.Stats {
 		TUNWrite: batch(0),
 		UDPRecv:  batch(5, 5),
 		UDPSend:  batch(300, 0, 0, 0, 0, 0, 0, 0, 1, 1),
+		Firewall: tunnel.FirewallStats{
+			Enabled: true, Reject: true, PolicyHash: "abc123",
+			Rules:     []tunnel.RuleStats{{Name: "web-to-db", Pos: "mesh.toml:40", Flows: 5}, {Name: "allow-2", Pos: "mesh.toml:46"}},
+			Conntrack: conntrack.Stats{Entries: 4, Evictions: 2, Cut: 1},
+		},
 	}
 }
 
@@ -155,6 +161,46 @@ overlay_cookie_replies_sent_total 12
 `
 	if err := testutil.CollectAndCompare(newTestCollector(), strings.NewReader(want), "overlay_cookie_replies_sent_total"); err != nil {
 		t.Error(err)
+	}
+}
+
+// The firewall's counters: per rule, per direction, the table.
+func TestCollectorFirewall(t *testing.T) {
+	st := testStats()
+	st.Firewall.Conntrack.Denied[conntrack.In][conntrack.DenyPolicy] = 7
+	st.Firewall.Conntrack.Denied[conntrack.In][conntrack.DenyTCPNotSYN] = 2
+	st.Firewall.Conntrack.Denied[conntrack.Out][conntrack.DenyPolicy] = 3
+	c := NewCollector(statstest.Source{Stats: st}, control.Node{})
+	want := `
+# HELP overlay_policy_info The [[allow]] rules in force, by hash, so that nodes with different rules show; the value is always 1. Absent without rules.
+# TYPE overlay_policy_info gauge
+overlay_policy_info{hash="abc123"} 1
+# HELP overlay_policy_flows_total Flows each rule admitted, by rule name, since the rule was loaded.
+# TYPE overlay_policy_flows_total counter
+overlay_policy_flows_total{rule="allow-2"} 0
+overlay_policy_flows_total{rule="web-to-db"} 5
+# HELP overlay_policy_denied_packets_total Packets the firewall denied, by direction: in from the mesh, out to it.
+# TYPE overlay_policy_denied_packets_total counter
+overlay_policy_denied_packets_total{direction="in"} 9
+overlay_policy_denied_packets_total{direction="out"} 3
+# HELP overlay_conntrack_entries Flows in the firewall's connection table.
+# TYPE overlay_conntrack_entries gauge
+overlay_conntrack_entries 4
+# HELP overlay_conntrack_evictions_total Live flows removed from the full connection table to make room for a new one.
+# TYPE overlay_conntrack_evictions_total counter
+overlay_conntrack_evictions_total 2
+# HELP overlay_conntrack_cut_flows_total Tracked flows cut because the rules loaded since they opened deny them.
+# TYPE overlay_conntrack_cut_flows_total counter
+overlay_conntrack_cut_flows_total 1
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "overlay_policy_info", "overlay_policy_flows_total",
+		"overlay_policy_denied_packets_total", "overlay_conntrack_entries", "overlay_conntrack_evictions_total",
+		"overlay_conntrack_cut_flows_total"); err != nil {
+		t.Error(err)
+	}
+	st.Firewall = tunnel.FirewallStats{}
+	if n := testutil.CollectAndCount(NewCollector(statstest.Source{Stats: st}, control.Node{}), "overlay_policy_info", "overlay_policy_flows_total"); n != 0 {
+		t.Errorf("without rules: got %d policy info and flow series, want 0", n)
 	}
 }
 
