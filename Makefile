@@ -7,7 +7,7 @@ COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(BUILD_DATE)
 FUZZTIME ?= 3s
-.PHONY: all build test unit fuzz-smoke fuzz bench demo deps lint clean
+.PHONY: all build test unit fuzz-smoke fuzz bench soak demo deps lint clean
 
 all: build
 
@@ -25,6 +25,7 @@ DEBIAN_DEPS := \
 	iperf3:iperf3 \
 	dig:bind9-dnsutils \
 	nft:nftables \
+	conntrack:conntrack \
 
 deps:
 	@missing=""; \
@@ -42,6 +43,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags netbench ./bench/
+	$(GO) vet -tags soak ./cmd/overlay-node/
 	$(GO) tool staticcheck ./...
 	$(GO) tool staticcheck -tags netbench ./bench/
 
@@ -79,6 +81,14 @@ bench: deps
 		BENCH_VIA="make bench" BENCH_ENGINE_LOG="$(CURDIR)/$(BENCH_ENGINE_LOG)" \
 			$(GO) test -tags netbench -run '^TestSideBySide$$' -v -count=1 -timeout 30m ./bench/; \
 	fi
+
+# soak runs two nodes through an impairing relay (3% loss, 3% duplication,
+# 5% reordering, jitter) with mixed TCP, UDP and ping for SOAK_DURATION, and
+# prints RSS, goroutines and open descriptors over time (root only; not
+# part of make test).
+SOAK_DURATION ?= 10m
+soak: deps
+	SOAK_DURATION=$(SOAK_DURATION) $(GO) test -tags soak -run '^TestSoak$$' -v -count=1 -timeout 3h ./cmd/overlay-node/
 
 demo: deps build
 	./examples/demo/demo.sh

@@ -19,7 +19,7 @@ import (
 // The keys each table accepts, in the order hints list them.
 var (
 	topKeys  = []string{"mesh", "node", "allow", "expect", "service"}
-	meshKeys = []string{"name", "port", "mtu", "deny", "conntrack_max", "domain", "dns_upstream"}
+	meshKeys = []string{"name", "port", "mtu", "deny", "conntrack_max", "domain", "dns_upstream", "resolve_interval"}
 	nodeKeys = []string{"name", "public_key", "address", "endpoint", "subnets", "containers", "keepalive", "port", "groups"}
 )
 
@@ -28,16 +28,17 @@ const topTables = "[mesh], [[node]], [[allow]], [[expect]] and [[service]]"
 
 // examples show how each key is written, for the hints of type errors.
 var examples = map[string]string{
-	"mesh.name":       `name = "prod"`,
-	"mesh.port":       `port = 51820`,
-	"mesh.mtu":        fmt.Sprintf("mtu = %d", encap.DefaultMTU),
-	"node.name":       `name = "web-1"`,
-	"node.public_key": `public_key = "<the output of overlay-node pubkey>"`,
-	"node.address":    `address = "10.100.0.1/24", or address = ["10.100.0.1/24", "fd00:100::1/64"] for dual stack`,
-	"node.endpoint":   `endpoint = "203.0.113.10:51820"`,
-	"node.subnets":    `subnets = ["192.168.60.0/24"]`,
-	"node.keepalive":  `keepalive = "25s"`,
-	"node.port":       `port = 51820`,
+	"mesh.name":             `name = "prod"`,
+	"mesh.port":             `port = 51820`,
+	"mesh.mtu":              fmt.Sprintf("mtu = %d", encap.DefaultMTU),
+	"mesh.resolve_interval": `resolve_interval = "60s"`,
+	"node.name":             `name = "web-1"`,
+	"node.public_key":       `public_key = "<the output of overlay-node pubkey>"`,
+	"node.address":          `address = "10.100.0.1/24", or address = ["10.100.0.1/24", "fd00:100::1/64"] for dual stack`,
+	"node.endpoint":         `endpoint = "203.0.113.10:51820"`,
+	"node.subnets":          `subnets = ["192.168.60.0/24"]`,
+	"node.keepalive":        `keepalive = "25s"`,
+	"node.port":             `port = 51820`,
 }
 
 // Hints shared by decoding and validation.
@@ -82,7 +83,7 @@ func syntaxError(file string, err error) *Error {
 }
 
 func (d *decoder) decode(root *value) *Mesh {
-	m := &Mesh{Port: DefaultPort, MTU: encap.DefaultMTU, Deny: DefaultDeny, ConntrackMax: DefaultConntrackMax, src: newSource(position{1, 1})}
+	m := &Mesh{Port: DefaultPort, MTU: encap.DefaultMTU, Deny: DefaultDeny, ConntrackMax: DefaultConntrackMax, ResolveInterval: DefaultResolveInterval, src: newSource(position{1, 1})}
 	t := root.table
 	for _, k := range t.keys {
 		v := t.vals[k]
@@ -156,6 +157,16 @@ func (d *decoder) meshTable(m *Mesh, v *value) {
 			}
 		case "domain", "dns_upstream":
 			d.meshDNS(m, k, e)
+		case "resolve_interval":
+			if s, ok := d.str(m.src, "mesh", k, e); ok {
+				iv, err := time.ParseDuration(s)
+				if msg, hint := resolveIntervalProblem(s, iv, err); msg != "" {
+					m.src.bad[k] = true
+					d.add(e.at, "mesh.resolve_interval", msg, hint)
+					break
+				}
+				m.ResolveInterval = iv
+			}
 		default:
 			sug = append(sug, d.unknown(e, "mesh", k, meshKeys))
 			if k == "node" {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 )
 
 const endpointHint = `write host:port, e.g. "203.0.113.10:51820", "[2001:db8::10]:51820" or "gw.example.net:51820"`
@@ -122,4 +123,16 @@ func ResolveEndpoint(ctx context.Context, hostport string) (netip.AddrPort, erro
 		return netip.AddrPort{}, fmt.Errorf("resolve endpoint %q: no addresses for %s", hostport, host)
 	}
 	return netip.AddrPortFrom(addrs[0].Unmap(), uint16(p)), nil
+}
+
+// resolveIntervalProblem checks [mesh] resolve_interval, the text s that
+// time.ParseDuration turned into d or err.
+func resolveIntervalProblem(s string, d time.Duration, err error) (msg, hint string) {
+	switch {
+	case err != nil:
+		return fmt.Sprintf("%q is not a duration", s), `write a number with a unit, e.g. "60s"`
+	case d < MinResolveInterval:
+		return fmt.Sprintf("%q is shorter than 1s", s), `host name endpoints are looked up again this often; the default is "60s"`
+	}
+	return "", ""
 }

@@ -23,6 +23,9 @@ const (
 	MaxMTU       = 65535       // the largest IP packet
 	MinKeepalive = time.Second // WireGuard counts keepalive in whole seconds
 	MaxKeepalive = 65535 * time.Second
+
+	DefaultResolveInterval = time.Minute // [mesh] resolve_interval when the file has none
+	MinResolveInterval     = time.Second
 )
 
 // Mesh is a decoded mesh file: the settings shared by the whole mesh and
@@ -34,6 +37,10 @@ type Mesh struct {
 	Port  uint16 // [mesh] port: the default UDP listen port of every node
 	MTU   int    // [mesh] mtu: the TUN MTU
 	Nodes []Node // every [[node]], in file order
+
+	// ResolveInterval is how often a node re-resolves the host names of
+	// the endpoints it follows (see the node's resolver).
+	ResolveInterval time.Duration // [mesh] resolve_interval
 
 	// Service discovery (dns.go). An empty Domain turns DNS off.
 	Domain      string           // [mesh] domain: lower case, without the trailing dot

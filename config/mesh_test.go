@@ -113,7 +113,7 @@ func TestParseValid(t *testing.T) {
 		t.Fatalf("Parse: %v", err)
 	}
 	want := &Mesh{
-		Name: "prod", Port: 51966, MTU: 1380, Deny: DefaultDeny, ConntrackMax: DefaultConntrackMax,
+		Name: "prod", Port: 51966, MTU: 1380, Deny: DefaultDeny, ConntrackMax: DefaultConntrackMax, ResolveInterval: DefaultResolveInterval,
 		Nodes: []Node{
 			{Name: "a", PublicKey: mustKey(t, keyA), Addresses: prefixes("10.100.0.1/24"), Endpoint: "192.0.2.1:51820",
 				Subnets: prefixes("172.20.1.0/24", "172.20.1.128/25"), Port: 51966},

@@ -39,6 +39,11 @@ type Config struct {
 type Options struct {
 	Logger *slog.Logger // nil discards logs
 	Clock  Clock        // nil means SystemClock
+	// HandshakeUnanswered, if set, is called with a peer's key each time
+	// an initiation to it went unanswered for RekeyTimeout and is about to
+	// be retried: a sign that its endpoint may have moved. It runs on the
+	// timer goroutine and must not block.
+	HandshakeUnanswered func(crypto.PublicKey)
 }
 
 // Device is one running node: a TUN device, a UDP bind, and its peers.
@@ -57,6 +62,7 @@ type Device struct {
 	indexes     *indexTable         // guarded by its own lock
 	handshakes  chan *handshakeElem // closed by Close once no reader can send
 	limitedLog  *rateLimitedLogger  // guarded by its own lock
+	unanswered  func(crypto.PublicKey)
 	scratchPool sync.Pool
 
 	// Set once in Up, before the goroutines that use them start; read
@@ -118,6 +124,9 @@ type peerSet struct {
 // ErrDuplicatePeer is returned when two peers share a public key.
 var ErrDuplicatePeer = errors.New("duplicate peer public key")
 
+// ErrUnknownPeer is returned for a public key that is not a peer.
+var ErrUnknownPeer = errors.New("no peer has this public key")
+
 // New builds a device over tun and bind. Nothing runs until Up.
 func New(tdev tun.Device, bind encap.Bind, cfg Config, opt Options) (*Device, error) {
 	if opt.Logger == nil {
@@ -144,6 +153,7 @@ func New(tdev tun.Device, bind encap.Bind, cfg Config, opt Options) (*Device, er
 		limitedLog: newRateLimitedLogger(opt.Logger, opt.Clock),
 
 		conntrackMax: cfg.ConntrackMax,
+		unanswered:   opt.HandshakeUnanswered,
 	}
 	d.tun = tundev.New(tdev, tundev.Options{Drop: d.countTUNDrop})
 	set, _, err := d.buildPeerSet(&peerSet{}, cfg.Peers)

@@ -115,3 +115,27 @@ func (d *Device) reload(peers []PeerConfig, fw func() *firewall) error {
 		"removed", len(old.list)+len(created)-len(set.list))
 	return nil
 }
+
+// SetEndpoint points the peer with key at ep, as if the configuration said
+// so: its configured endpoint becomes ep, and so does the live one, until
+// the peer roams. It is for a caller that looked the peer's host name up
+// again and found it moved. A peer with a persistent keepalive is sent one
+// at once, so that a session (or a handshake) reaches the new address
+// without waiting for the next one. It returns ErrUnknownPeer if no peer
+// has key.
+func (d *Device) SetEndpoint(key crypto.PublicKey, ep netip.AddrPort) error {
+	d.reconfigure.Lock()
+	defer d.reconfigure.Unlock()
+	p := d.peers.Load().byKey[key]
+	if p == nil {
+		return ErrUnknownPeer
+	}
+	next := *p.settings.Load()
+	next.endpoint = ep
+	p.settings.Store(&next)
+	p.setEndpoint(ep)
+	if next.keepalive > 0 && !d.isClosed() {
+		p.sendKeepalive()
+	}
+	return nil
+}

@@ -165,6 +165,9 @@ func (p *Peer) expiredRetransmitHandshake() {
 		p.timers.zeroKeyMaterial.modIfIdle(RejectAfterTime * 3)
 		return
 	}
+	if p.device.unanswered != nil {
+		p.device.unanswered(p.key)
+	}
 	p.sendInitiation(true)
 }
 

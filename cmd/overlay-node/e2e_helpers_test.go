@@ -27,6 +27,12 @@ type meshNode struct {
 	groups     []string
 	iface      string
 	proc       *nstest.Proc
+
+	// How the mesh file lists it: endpoint, if set, replaces host:51820
+	// ("-" omits the key, as for a node behind NAT); keepalive is written
+	// when set.
+	endpoint  string
+	keepalive string
 }
 
 // testMesh is a generated mesh.toml over nstest hosts, node i on host i.
@@ -80,8 +86,18 @@ func (m *testMesh) write(nodes []*meshNode) {
 		if n.addr6.IsValid() {
 			addr = fmt.Sprintf("[%q, %q]", n.addr.String(), n.addr6.String())
 		}
-		fmt.Fprintf(&b, "\n[[node]]\nname = %q\npublic_key = %q\naddress = %s\nendpoint = \"%s:51820\"\n",
-			n.name, n.key.PublicKey().String(), addr, n.host.Addr)
+		fmt.Fprintf(&b, "\n[[node]]\nname = %q\npublic_key = %q\naddress = %s\n",
+			n.name, n.key.PublicKey().String(), addr)
+		switch n.endpoint {
+		case "":
+			fmt.Fprintf(&b, "endpoint = \"%s:51820\"\n", n.host.Addr)
+		case "-":
+		default:
+			fmt.Fprintf(&b, "endpoint = %q\n", n.endpoint)
+		}
+		if n.keepalive != "" {
+			fmt.Fprintf(&b, "keepalive = %q\n", n.keepalive)
+		}
 		if len(n.subnets) > 0 {
 			var s []string
 			for _, p := range n.subnets {
@@ -101,7 +117,13 @@ func (m *testMesh) write(nodes []*meshNode) {
 		}
 	}
 	b.WriteString(m.tail)
-	if err := os.WriteFile(m.path, []byte(b.String()), 0o644); err != nil {
+	// Replaced whole, never rewritten in place: a node reloading at that
+	// moment must read the old file or the new one, not half of it.
+	tmp := m.path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
+		m.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, m.path); err != nil {
 		m.t.Fatal(err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/overlay-node/overlay-node/cmd/internal/control"
 	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/metrics"
 	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/uapi"
+	"github.com/overlay-node/overlay-node/crypto"
 	"github.com/overlay-node/overlay-node/encap"
 	"github.com/overlay-node/overlay-node/routing"
 	"github.com/overlay-node/overlay-node/tunnel"
@@ -34,6 +35,7 @@ func nodeServices() []service {
 		&uapiService{},
 		&controlService{},
 		&engineService{},
+		&resolverService{},
 		&dnsService{},
 		&metricsService{},
 	}
@@ -113,7 +115,15 @@ func (s *engineService) open(n *node, st *meshState) (err error) {
 	if err != nil {
 		return fmt.Errorf("create TUN %s: %w (hint: run as root)", n.iface, err)
 	}
-	s.dev, err = tunnel.New(tdev, encap.NewBind(), st.engine, tunnel.Options{Logger: n.log})
+	s.dev, err = tunnel.New(tdev, encap.NewBind(), st.engine, tunnel.Options{
+		Logger: n.log,
+		HandshakeUnanswered: func(key crypto.PublicKey) {
+			select {
+			case n.unanswered <- key:
+			default:
+			}
+		},
+	})
 	if err != nil {
 		tdev.Close()
 		return err

@@ -126,6 +126,10 @@ type node struct {
 	// Set by the DNS service's open.
 	dnsStats *dnsserver.Stats
 
+	// The engine names here the peers whose handshakes go unanswered, for
+	// the resolver; a full buffer drops the news, which comes again.
+	unanswered chan crypto.PublicKey
+
 	// Replaced by a successful reload: what a reload may not change.
 	fixed fixedSettings
 
@@ -144,6 +148,7 @@ type meshState struct {
 	peers  int            // how many
 	dns    dnsSettings    // the zone this node serves, if the mesh has a domain
 	names  []end          // the mesh's nodes, for policy why
+	follow followPlan     // the peers' host names to keep resolving
 }
 
 // loadState reads the mesh file and works out what it means for the node
@@ -175,6 +180,7 @@ func loadState(path string, key crypto.PrivateKey, iface string) (*meshState, er
 		peers:  len(cfg.Peers),
 		dns:    dns,
 		names:  nodeEnds(mesh),
+		follow: followedPeers(mesh, self, &cfg),
 	}, nil
 }
 
@@ -191,7 +197,8 @@ func startNode(f upFlags, log *slog.Logger, stderr io.Writer) (*node, error) {
 		return nil, reportMeshErrors(f.mesh, err, stderr)
 	}
 	n := &node{log: log, meshPath: f.mesh, key: key, iface: f.iface, metricsAddr: f.metrics,
-		fixed: st.fixed, services: services{list: nodeServices()}}
+		fixed: st.fixed, services: services{list: nodeServices()},
+		unanswered: make(chan crypto.PublicKey, 64)}
 	if err := n.services.start(n, st); err != nil {
 		return nil, err
 	}

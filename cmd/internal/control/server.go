@@ -73,12 +73,12 @@ type Server struct {
 	why  atomic.Pointer[Why]
 }
 
-// Listen claims the socket at path, mode 0600, creating its directory if
-// need be. A live socket there fails with ErrInUse; a stale one, left by a
-// process that was killed, is replaced. Nothing is answered until Serve.
-// Close removes the socket.
+// Listen claims the socket at path, mode 0600, in a directory of mode 0700
+// (see PrivateDir). A live socket there fails with ErrInUse; a stale one,
+// left by a process that was killed, is replaced. Nothing is answered until
+// Serve. Close removes the socket.
 func Listen(path string) (*Server, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := PrivateDir(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	if err := removeStale(path); err != nil {
@@ -95,6 +95,27 @@ func Listen(path string) (*Server, error) {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	return &Server{http: httpserve.New(ln), path: path}, nil
+}
+
+// PrivateDir makes dir, the directory of a daemon's sockets, root's alone:
+// it creates it with mode 0700, or narrows an existing one to 0700. The
+// sockets in it are 0600 as well; the directory keeps others from even
+// connecting to a socket in the moment between its creation and its chmod.
+func PrivateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory (hint: remove it)", dir)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		return os.Chmod(dir, 0o700)
+	}
+	return nil
 }
 
 // removeStale removes a socket at path that no process answers on.

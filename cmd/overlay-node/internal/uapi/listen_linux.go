@@ -4,13 +4,15 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 
 	"golang.zx2c4.com/wireguard/ipc"
 
 	"github.com/overlay-node/overlay-node/cmd/internal/control"
 )
 
-// Listen claims the UAPI socket of iface, mode 0600. A live socket there
+// Listen claims the UAPI socket of iface, mode 0600 in a directory of mode
+// 0700 (control.PrivateDir). A live socket there
 // means the interface name is taken by another overlay-node or a
 // wireguard-go, and Listen fails with control.ErrInUse; a
 // stale one, left by a process that was killed, is replaced. Nothing is
@@ -24,6 +26,10 @@ func Listen(iface string) (*Server, error) {
 		c.Close()
 		return nil, fmt.Errorf("interface %s is %w: %s answers; another overlay-node or wireguard-go runs on it (hint: stop it, or pass --interface NAME)",
 			iface, control.ErrInUse, path)
+	}
+	// UAPIOpen would create the directory 0755.
+	if err := control.PrivateDir(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("uapi socket %s: %w", path, err)
 	}
 	f, err := ipc.UAPIOpen(iface)
 	if err != nil {
