@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -274,6 +275,19 @@ func TestDNS(t *testing.T) {
 	if !strings.Contains(a.proc.Output(), "no systemd-resolved on this host") && !strings.Contains(a.proc.Output(), "registered with systemd-resolved") {
 		t.Errorf("node a said nothing about the host's resolver:\n%s", a.proc.Output())
 	}
+
+	// A malformed service is rejected whole, with its line: the running
+	// zone keeps answering.
+	m.tail = strings.Replace(dnsServices, `name = "web"`, `name = "_web"`, 1)
+	m.write(m.nodes)
+	if err := a.proc.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, a, "reload failed")
+	if bad := regexp.MustCompile(`mesh\.toml:\d+:\d+: .*service\.name.*is not a DNS label`); !bad.MatchString(a.proc.Output()) {
+		t.Errorf("reload with a malformed service: no file:line:col error in the log:\n%s", a.proc.Output())
+	}
+	expectDig(t, b.host, aIP, "NOERROR", []string{"web.mesh.internal. A 10.100.0.3"}, "web.mesh.internal", "A")
 
 	// Reload: a service added answers at once, a removed one is gone, and
 	// one with 100 instances is truncated over UDP and whole over TCP.
