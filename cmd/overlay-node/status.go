@@ -53,7 +53,15 @@ func cmdStatus(args []string, stdout io.Writer) error {
 func writeStatus(w io.Writer, st *control.Status) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "mesh %s, node %s, interface %s, port %d\n", st.Mesh, st.Node, st.Interface, st.ListenPort)
-	fmt.Fprintf(&b, "public key: %s\n\n", st.PublicKey)
+	fmt.Fprintf(&b, "public key: %s\n", st.PublicKey)
+	if d := st.DNS; d != nil {
+		addrs := make([]string, len(d.Addresses))
+		for i, ap := range d.Addresses {
+			addrs[i] = ap.String()
+		}
+		fmt.Fprintf(&b, "dns: %s, %d service(s), on %s\n", d.Domain, d.Services, strings.Join(addrs, " "))
+	}
+	b.WriteByte('\n')
 
 	if len(st.Peers) == 0 {
 		b.WriteString("no peers\n")
