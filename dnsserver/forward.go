@@ -12,7 +12,8 @@ import (
 // with every upstream failing, or MaxForwards already in flight, it
 // answers SERVFAIL.
 func (s *Server) forward(ctx context.Context, req *dns.Msg) *dns.Msg {
-	if len(s.cfg.Upstreams) == 0 {
+	ups := *s.upstreams.Load()
+	if len(ups) == 0 {
 		return new(dns.Msg).SetRcode(req, dns.RcodeRefused)
 	}
 	select {
@@ -36,7 +37,7 @@ func (s *Server) forward(ctx context.Context, req *dns.Msg) *dns.Msg {
 	}
 	fw.SetEdns0(ednsSize, do)
 
-	for _, up := range s.cfg.Upstreams {
+	for _, up := range ups {
 		if r := exchange(ctx, fw, up); r != nil {
 			r.Id = req.Id
 			r.Extra = withoutOPT(r.Extra) // pack sets ours

@@ -2,8 +2,11 @@ package dnsserver
 
 import (
 	"context"
+	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/overlay-node/overlay-node/dnszone"
 )
 
 // headerLen is the length of the fixed DNS header.
@@ -42,20 +45,35 @@ func (s *Server) respond(ctx context.Context, raw []byte, tcp bool) []byte {
 	q := req.Question[0]
 	s.stats.countType(q.Qtype)
 
+	start := time.Now()
+	latency := &s.stats.ZoneLatency
 	var m *dns.Msg
 	switch {
 	case q.Qclass != dns.ClassINET:
 		m = new(dns.Msg).SetRcode(req, dns.RcodeRefused)
 	default:
-		if r, ok := s.zone.Load().Answer(q.Name, q.Qtype, s.cfg.Health); ok {
+		if r, ok := s.answer(q.Name, q.Qtype); ok {
 			m = new(dns.Msg).SetRcode(req, r.Rcode)
 			m.Authoritative = true
 			m.Answer, m.Ns, m.Extra = r.Answer, r.Ns, r.Extra
 		} else {
 			m = s.forward(ctx, req)
+			latency = &s.stats.ForwardLatency
 		}
 	}
-	return s.pack(m, size, opt)
+	out := s.pack(m, size, opt)
+	latency.observe(time.Since(start))
+	return out
+}
+
+// answer answers from the zone; ok is false for a name outside it, or when
+// there is no zone.
+func (s *Server) answer(name string, qtype uint16) (r dnszone.Result, ok bool) {
+	z := s.zone.Load()
+	if z == nil {
+		return r, false
+	}
+	return z.Answer(name, qtype, s.cfg.Health)
 }
 
 // pack finishes a reply: EDNS0 when the query had it, truncation to size,

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,21 +46,22 @@ const (
 
 // Config says where the server listens and where it forwards.
 type Config struct {
-	Listen    []netip.AddrPort // each address is served on UDP and TCP; port 0 picks a free one
-	Upstreams []netip.AddrPort // tried in order for names outside the zone; none: REFUSED
+	Listen    []netip.AddrPort // each address is served on UDP and TCP by Start; port 0 picks a free one
+	Upstreams []netip.AddrPort // tried in order for names outside the zone; none: REFUSED. SetUpstreams replaces them
 	Health    dnszone.Health   // which instances of services to hand out; nil: all
 	Logger    *slog.Logger     // nil: slog.Default()
 }
 
-// Server answers DNS queries from a zone. Start it once, Close it once.
+// Server answers DNS queries from a zone. Close it once.
 type Server struct {
 	// Immutable after New.
 	cfg Config
 	log *slog.Logger
 
-	// Atomic.
-	zone  atomic.Pointer[dnszone.Zone]
-	stats Stats
+	// Atomic: replaced whole on a reload.
+	zone      atomic.Pointer[dnszone.Zone]
+	upstreams atomic.Pointer[[]netip.AddrPort]
+	stats     Stats
 
 	forwards chan struct{} // semaphore: MaxForwards slots
 	udpSlots chan struct{} // semaphore: maxUDPQueries slots
@@ -67,15 +69,29 @@ type Server struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 
-	mu      sync.Mutex // guards the fields below
-	udp     []*net.UDPConn
-	tcp     []*net.TCPListener
-	conns   map[net.Conn]bool
-	started bool
-	closed  bool
+	mu        sync.Mutex // guards the fields below
+	listeners []listener
+	conns     map[net.Conn]bool
+	closed    bool
 }
 
-// New returns a server for z. It does not listen until Start.
+// listener is one served address: its UDP socket and TCP listener.
+type listener struct {
+	asked netip.AddrPort // as passed to Listen
+	udp   *net.UDPConn
+	tcp   *net.TCPListener
+}
+
+// addr is the address served: asked, with the port picked if it was 0.
+func (l listener) addr() netip.AddrPort { return l.udp.LocalAddr().(*net.UDPAddr).AddrPort() }
+
+func (l listener) close() {
+	l.udp.Close()
+	l.tcp.Close()
+}
+
+// New returns a server for z, which may be nil. It does not listen until
+// Start or Listen.
 func New(cfg Config, z *dnszone.Zone) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -89,49 +105,94 @@ func New(cfg Config, z *dnszone.Zone) *Server {
 		conns: make(map[net.Conn]bool),
 	}
 	s.zone.Store(z)
+	s.SetUpstreams(cfg.Upstreams)
 	return s
 }
 
-// Swap makes z the zone answered from the next query on.
+// Swap makes z the zone answered from the next query on. With a nil zone,
+// every name is outside it.
 func (s *Server) Swap(z *dnszone.Zone) { s.zone.Store(z) }
+
+// SetUpstreams makes ups the upstreams from the next forward on.
+func (s *Server) SetUpstreams(ups []netip.AddrPort) {
+	ups = slices.Clone(ups)
+	s.upstreams.Store(&ups)
+}
 
 // Stats returns the server's counters.
 func (s *Server) Stats() *Stats { return &s.stats }
 
-// Start opens a UDP socket and a TCP listener on every Listen address and
-// serves them until Close. On error, nothing is left open.
-func (s *Server) Start() error {
+// Start listens on every Config.Listen address: Listen(cfg.Listen).
+func (s *Server) Start() error { return s.Listen(s.cfg.Listen) }
+
+// Listen opens a UDP socket and a TCP listener on every address of addrs
+// and serves them until Unlisten or Close. It may be called again to serve
+// more addresses. On error, none of addrs is served.
+func (s *Server) Listen(addrs []netip.AddrPort) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.started || s.closed {
-		return errors.New("dnsserver: already started")
+	if s.closed {
+		return errors.New("dnsserver: closed")
 	}
-	s.started = true
-	for _, ap := range s.cfg.Listen {
+	var opened []listener
+	fail := func(err error) error {
+		for _, l := range opened {
+			l.close()
+		}
+		return err
+	}
+	for _, ap := range addrs {
+		if s.listening(ap) {
+			return fail(fmt.Errorf("dnsserver: %s is served already", ap))
+		}
 		u, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(ap))
 		if err != nil {
-			s.closeLocked()
-			return fmt.Errorf("dnsserver: listen udp %s: %w", ap, err)
+			return fail(fmt.Errorf("dnsserver: listen udp %s: %w", ap, err))
 		}
-		s.udp = append(s.udp, u)
 		// TCP on the same port as UDP, also when the port was picked.
 		tap := netip.AddrPortFrom(ap.Addr(), u.LocalAddr().(*net.UDPAddr).AddrPort().Port())
 		t, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(tap))
 		if err != nil {
-			s.closeLocked()
-			return fmt.Errorf("dnsserver: listen tcp %s: %w", tap, err)
+			u.Close()
+			return fail(fmt.Errorf("dnsserver: listen tcp %s: %w", tap, err))
 		}
-		s.tcp = append(s.tcp, t)
+		opened = append(opened, listener{asked: ap, udp: u, tcp: t})
 	}
-	for _, u := range s.udp {
-		s.wg.Add(1)
-		go s.serveUDP(u)
+	for _, l := range opened {
+		s.wg.Add(2)
+		go s.serveUDP(l.udp)
+		go s.serveTCP(l.tcp)
 	}
-	for _, t := range s.tcp {
-		s.wg.Add(1)
-		go s.serveTCP(t)
-	}
+	s.listeners = append(s.listeners, opened...)
 	return nil
+}
+
+// Unlisten stops serving addrs: as passed to Listen, or as Addrs returns
+// them. Queries being answered and open TCP connections finish; Close ends
+// those.
+func (s *Server) Unlisten(addrs []netip.AddrPort) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	kept := s.listeners[:0]
+	for _, l := range s.listeners {
+		if slices.Contains(addrs, l.asked) || slices.Contains(addrs, l.addr()) {
+			l.close()
+		} else {
+			kept = append(kept, l)
+		}
+	}
+	clear(s.listeners[len(kept):])
+	s.listeners = kept
+}
+
+// listening reports whether ap, as passed to Listen, is served; s.mu held.
+func (s *Server) listening(ap netip.AddrPort) bool {
+	for _, l := range s.listeners {
+		if l.asked == ap {
+			return true
+		}
+	}
+	return false
 }
 
 // Addrs returns the UDP addresses served, which are also the TCP ones:
@@ -139,9 +200,9 @@ func (s *Server) Start() error {
 func (s *Server) Addrs() []netip.AddrPort {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]netip.AddrPort, len(s.udp))
-	for i, u := range s.udp {
-		out[i] = u.LocalAddr().(*net.UDPAddr).AddrPort()
+	out := make([]netip.AddrPort, len(s.listeners))
+	for i, l := range s.listeners {
+		out[i] = l.addr()
 	}
 	return out
 }
@@ -159,12 +220,10 @@ func (s *Server) Close() error {
 func (s *Server) closeLocked() {
 	s.closed = true
 	s.cancel()
-	for _, u := range s.udp {
-		u.Close()
+	for _, l := range s.listeners {
+		l.close()
 	}
-	for _, t := range s.tcp {
-		t.Close()
-	}
+	s.listeners = nil
 	for c := range s.conns {
 		c.Close()
 	}

@@ -380,3 +380,82 @@ func FuzzRespond(f *testing.F) {
 		}
 	})
 }
+
+// Listen and Unlisten change the served addresses of a running server;
+// SetUpstreams changes where it forwards.
+func TestListenUnlistenSetUpstreams(t *testing.T) {
+	s, first := start(t, testZone(t))
+	second := netip.MustParseAddrPort("127.0.0.2:0")
+	if err := s.Listen([]netip.AddrPort{second}); err != nil {
+		t.Fatal(err)
+	}
+	addrs := s.Addrs()
+	if len(addrs) != 2 || addrs[0] != first || addrs[1].Addr() != second.Addr() {
+		t.Fatalf("Addrs() = %v, want %v and one on %v", addrs, first, second.Addr())
+	}
+	if r := dig(t, addrs[1], "db1.mesh.internal", "A"); r.answer != "db1.mesh.internal. A 10.100.0.2" {
+		t.Errorf("on the second address: got %q", r.answer)
+	}
+	if err := s.Listen([]netip.AddrPort{second}); err == nil {
+		t.Error("Listen of an address served already: got no error")
+	}
+	// A failing Listen serves none of its addresses.
+	if err := s.Listen([]netip.AddrPort{netip.MustParseAddrPort("127.0.0.3:0"), first}); err == nil {
+		t.Error("Listen on a bound port: got no error")
+	}
+	if got := s.Addrs(); len(got) != 2 {
+		t.Errorf("after a failed Listen: Addrs() = %v, want the 2 from before", got)
+	}
+
+	s.SetUpstreams([]netip.AddrPort{upstream(t)})
+	if r := dig(t, first, "www.example.org", "A"); r.status != "NOERROR" || r.answer != "www.example.org. A 192.0.2.1" {
+		t.Errorf("after SetUpstreams: got %s %q, want the upstream's answer", r.status, r.answer)
+	}
+
+	s.Unlisten([]netip.AddrPort{first})
+	if got := s.Addrs(); len(got) != 1 || got[0] != addrs[1] {
+		t.Fatalf("after Unlisten: Addrs() = %v, want [%v]", got, addrs[1])
+	}
+	c := &dns.Client{Timeout: 300 * time.Millisecond}
+	if _, _, err := c.Exchange(new(dns.Msg).SetQuestion("db1.mesh.internal.", dns.TypeA), first.String()); err == nil {
+		t.Error("a query to an address no longer served was answered")
+	}
+	s.Swap(nil) // no zone: every name is forwarded
+	if r := dig(t, addrs[1], "db1.mesh.internal", "A"); r.answer != "db1.mesh.internal. A 192.0.2.1" || strings.Contains(r.flags, "aa") {
+		t.Errorf("without a zone: got [%s] %q, want the upstream's answer", r.flags, r.answer)
+	}
+}
+
+func latencyCount(l *Latency) uint64 {
+	var n uint64
+	for i := range l.Counts {
+		n += l.Counts[i].Load()
+	}
+	return n
+}
+
+// Answers from the zone and forwarded ones are timed apart.
+func TestLatency(t *testing.T) {
+	s, addr := start(t, testZone(t), upstream(t))
+	dig(t, addr, "db1.mesh.internal", "A")
+	dig(t, addr, "nosuch.mesh.internal", "A")
+	dig(t, addr, "www.example.org", "A")
+	st := s.Stats()
+	if z, f := latencyCount(&st.ZoneLatency), latencyCount(&st.ForwardLatency); z != 2 || f != 1 {
+		t.Errorf("got %d zone and %d forward latencies, want 2 and 1", z, f)
+	}
+	if st.ZoneLatency.Sum.Load() <= 0 || st.ForwardLatency.Sum.Load() <= 0 {
+		t.Errorf("latency sums: zone %d ns, forward %d ns, want both > 0", st.ZoneLatency.Sum.Load(), st.ForwardLatency.Sum.Load())
+	}
+
+	var l Latency
+	for _, d := range []time.Duration{0, 50 * time.Microsecond, 51 * time.Microsecond, time.Millisecond, time.Hour} {
+		l.observe(d)
+	}
+	want := map[int]uint64{0: 2, 1: 1, 4: 1, len(LatencyBounds): 1}
+	for i := range l.Counts {
+		if got := l.Counts[i].Load(); got != want[i] {
+			t.Errorf("bucket %d: got %d, want %d", i, got, want[i])
+		}
+	}
+}

@@ -2,6 +2,7 @@ package dnsserver
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -20,6 +21,31 @@ type Stats struct {
 	Malformed       atomic.Uint64     // queries that did not parse, or were responses: answered FORMERR or dropped
 	Truncated       atomic.Uint64     // UDP replies cut to the client's size, with TC set
 	Dropped         atomic.Uint64     // queries not answered for lack of room: UDP queries or TCP connections over their bound
+	ZoneLatency     Latency           // time to answer a query from the zone, from parse to packed reply
+	ForwardLatency  Latency           // time to answer a forwarded query, upstream round trips included
+}
+
+// LatencyBounds are the upper bounds of the Latency buckets.
+var LatencyBounds = [...]time.Duration{
+	50 * time.Microsecond, 100 * time.Microsecond, 250 * time.Microsecond, 500 * time.Microsecond,
+	time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond, 10 * time.Millisecond,
+	25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond,
+	500 * time.Millisecond, time.Second, 2500 * time.Millisecond,
+}
+
+// Latency is a histogram of answer times.
+type Latency struct {
+	Counts [len(LatencyBounds) + 1]atomic.Uint64 // per bucket, not cumulative; the last counts those over every bound
+	Sum    atomic.Int64                          // nanoseconds
+}
+
+func (l *Latency) observe(d time.Duration) {
+	i := 0
+	for i < len(LatencyBounds) && d > LatencyBounds[i] {
+		i++
+	}
+	l.Counts[i].Add(1)
+	l.Sum.Add(int64(d))
 }
 
 // TypeName names slot i of Stats.Types: "A", …, or "other".

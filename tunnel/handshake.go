@@ -290,6 +290,7 @@ func (p *Peer) sendInitiation(retry bool) {
 	p.timersAnyAuthenticatedPacketTraversal()
 	p.timersAnyAuthenticatedPacketSent()
 	p.timersHandshakeInitiated() // before sending: the response may beat Send back
+	p.noteInitiationSent(now)
 	p.counters.unansweredInitiations.Add(1)
 	p.sendRawToPeer(buf[:])
 }

@@ -123,6 +123,8 @@ type peerCounters struct {
 	handshakesCompleted  atomic.Uint64
 	handshakesFailed     atomic.Uint64
 	lastHandshakeUnixNan atomic.Int64
+	unansweredSince      atomic.Int64 // unix nanoseconds; 0 while the peer answers (reachability.go)
+	probedAt             atomic.Int64 // unix nanoseconds of the last Probe that started a handshake
 	// unansweredInitiations counts initiations sent since the last
 	// handshake completed: what tells a peer that does not answer.
 	unansweredInitiations atomic.Uint64

@@ -251,6 +251,7 @@ func (p *Peer) timersHandshakeComplete() {
 	p.counters.handshakesCompleted.Add(1)
 	p.counters.unansweredInitiations.Store(0)
 	p.counters.lastHandshakeUnixNan.Store(p.device.clock.Now().UnixNano())
+	p.counters.unansweredSince.Store(0)
 }
 
 // timersSessionDerived: forget the keys if no new session follows within

@@ -20,6 +20,7 @@ type meshNode struct {
 	key     crypto.PrivateKey
 	keyPath string
 	addr    netip.Prefix // overlay address, 10.100.0.i/24
+	addr6   netip.Prefix // optional second overlay address
 	subnets []netip.Prefix
 	// containers are its container networks, written when set before write.
 	containers []netip.Prefix
@@ -81,8 +82,12 @@ func (m *testMesh) write(nodes []*meshNode) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[mesh]\nname = \"e2e\"\nport = 51820\n%s", m.meshKeys)
 	for _, n := range nodes {
-		fmt.Fprintf(&b, "\n[[node]]\nname = %q\npublic_key = %q\naddress = %q\n",
-			n.name, n.key.PublicKey().String(), n.addr.String())
+		addr := fmt.Sprintf("%q", n.addr.String())
+		if n.addr6.IsValid() {
+			addr = fmt.Sprintf("[%q, %q]", n.addr.String(), n.addr6.String())
+		}
+		fmt.Fprintf(&b, "\n[[node]]\nname = %q\npublic_key = %q\naddress = %s\n",
+			n.name, n.key.PublicKey().String(), addr)
 		switch n.endpoint {
 		case "":
 			fmt.Fprintf(&b, "endpoint = \"%s:51820\"\n", n.host.Addr)

@@ -27,6 +27,10 @@ import (
 //     service whose switch-over cannot fail (a pointer swap) needs no more
 //     than that; one whose can (the kernel routes) must keep what it needs
 //     to undo it.
+//   - commit, for a service that implements committer, runs once a reload
+//     has reached every service: it releases what the old configuration
+//     held and the undo would have needed (the old DNS listeners). It
+//     cannot fail.
 //   - close, in reverse list order, stops the service and releases what
 //     open claimed; also on the services already open when a later open
 //     fails.
@@ -35,6 +39,12 @@ type service interface {
 	serve(n *node)
 	reload(n *node, next *meshState) (undo func(), err error)
 	close() error
+}
+
+// A committer is a service with work to do once a reload has reached every
+// service, such as closing sockets the new configuration no longer uses.
+type committer interface {
+	commit()
 }
 
 // services runs a list of services through their lifecycle.
@@ -62,7 +72,8 @@ func (s *services) start(n *node, st *meshState) error {
 }
 
 // reload switches every service to next, or none: when one fails, those
-// already switched are switched back, in reverse order.
+// already switched are switched back, in reverse order. When all have
+// switched, the committers commit.
 func (s *services) reload(n *node, next *meshState) error {
 	undos := make([]func(), 0, s.opened)
 	for _, sv := range s.list[:s.opened] {
@@ -74,6 +85,11 @@ func (s *services) reload(n *node, next *meshState) error {
 			return err
 		}
 		undos = append(undos, undo)
+	}
+	for _, sv := range s.list[:s.opened] {
+		if c, ok := sv.(committer); ok {
+			c.commit()
+		}
 	}
 	return nil
 }

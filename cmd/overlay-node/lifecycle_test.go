@@ -142,3 +142,31 @@ func TestServicesReloadFailure(t *testing.T) {
 		}
 	}
 }
+
+// committingFake is a fakeService that also commits.
+type committingFake struct{ *fakeService }
+
+func (c committingFake) commit() { c.record("commit") }
+
+// Committers commit once every service has reloaded, and never after a
+// failed reload.
+func TestServicesReloadCommit(t *testing.T) {
+	var log []string
+	s, fakes := fakeServices(&log, "a", "b", "c")
+	s.list[0] = committingFake{fakes[0]}
+	s.list[2] = committingFake{fakes[2]}
+	if err := s.start(nil, &meshState{}); err != nil {
+		t.Fatal(err)
+	}
+	log = nil
+	if err := s.reload(nil, &meshState{peers: 1}); err != nil {
+		t.Fatal(err)
+	}
+	checkLog(t, "reload", log, []string{"reload a", "reload b", "reload c", "commit a", "commit c"})
+	log = nil
+	fakes[2].failLoad = true
+	if err := s.reload(nil, &meshState{peers: 2}); !errors.Is(err, errFake) {
+		t.Fatalf("reload: got %v, want the service's error", err)
+	}
+	checkLog(t, "failed reload", log, []string{"reload a", "reload b", "reload c", "undo b", "undo a"})
+}

@@ -67,7 +67,7 @@ func nodeInfo(mesh *config.Mesh, self *config.Node, iface string, loaded time.Ti
 	return control.Node{Version: version, Mesh: mesh.Name, Name: self.Name, Interface: iface,
 		ConfigHash: mesh.Hash, LoadedAt: loaded, MeshFile: mesh.Path, Revision: revision,
 		MTU: mesh.MTU, Addresses: self.Addresses, Subnets: self.Subnets, Routes: kernelRoutes(mesh, self),
-		Containers: self.Containers, Domain: mesh.Domain}
+		Containers: self.Containers, Domain: mesh.Domain, DNS: dnsInfo(mesh, self)}
 }
 
 // fixedSettings are what a running node cannot change: the interface's

@@ -24,6 +24,9 @@ import (
 //     global across network namespaces, so it is what tells a second daemon
 //     on this interface name to fail at once, before it touches the
 //     interface.
+//   - The DNS server binds once the interface has its addresses, which it
+//     serves, and the engine runs, whose handshakes tell it which nodes
+//     answer.
 //   - The metrics endpoint binds once the interface has its addresses: its
 //     address may be this node's overlay address, for a Prometheus that
 //     scrapes over the mesh.
@@ -33,6 +36,7 @@ func nodeServices() []service {
 		&controlService{},
 		&engineService{},
 		&resolverService{},
+		&dnsService{},
 		&metricsService{},
 	}
 }
@@ -213,7 +217,7 @@ func (s *metricsService) open(n *node, st *meshState) (err error) {
 
 func (s *metricsService) serve(n *node) {
 	if s.srv != nil {
-		s.srv.Serve(metrics.NewRegistry(s.col), n.log)
+		s.srv.Serve(metrics.NewRegistry(s.col, metrics.NewDNSCollector(n.dnsStats)), n.log)
 	}
 }
 

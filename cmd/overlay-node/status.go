@@ -58,6 +58,13 @@ func writeStatus(w io.Writer, st *control.Status) error {
 		fmt.Fprintf(&b, "mesh from etcd: revision %d, applied %s, watch reconnects %d\n",
 			st.MeshRevision, st.ConfigLoaded.UTC().Format(time.RFC3339), st.MeshWatchReconnects)
 	}
+	if d := st.DNS; d != nil {
+		addrs := make([]string, len(d.Addresses))
+		for i, ap := range d.Addresses {
+			addrs[i] = ap.String()
+		}
+		fmt.Fprintf(&b, "dns: %s, %d service(s), on %s\n", d.Domain, d.Services, strings.Join(addrs, " "))
+	}
 	b.WriteByte('\n')
 
 	if len(st.Peers) == 0 {

@@ -71,6 +71,8 @@ func testStatus() *control.Status {
 			{Name: "laptop", Drops: drops()},
 		},
 		Drops: drops("malformed", 1000, "decrypt_failed", 2, "no_route", 2),
+		DNS: &control.DNS{Domain: "mesh.internal", Services: 2, Addresses: []netip.AddrPort{
+			netip.MustParseAddrPort("10.100.0.1:53"), netip.MustParseAddrPort("[fd00:100::1]:53")}},
 	}
 }
 
@@ -81,6 +83,7 @@ func TestWriteStatus(t *testing.T) {
 	}
 	want := `mesh demo, node gateway-eu, interface ovl0, port 51820
 public key: xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=
+dns: mesh.internal, 2 service(s), on 10.100.0.1:53 [fd00:100::1]:53
 
 PEER          ENDPOINT             HANDSHAKE  RX       TX       DROPS
 db-primary-1  203.0.113.200:51820  12s ago    1.2 GiB  3.0 MiB  2
@@ -138,8 +141,8 @@ func TestWriteStatusQuiet(t *testing.T) {
 	st := &control.Status{Mesh: "demo", Node: "a", Interface: "ovl0", Drops: map[string]uint64{"malformed": 0}}
 	var b strings.Builder
 	writeStatus(&b, st)
-	if got := b.String(); !strings.Contains(got, "no peers\n") || !strings.Contains(got, "drops: none\n") {
-		t.Errorf("got:\n%s\nwant \"no peers\" and \"drops: none\"", got)
+	if got := b.String(); !strings.Contains(got, "no peers\n") || !strings.Contains(got, "drops: none\n") || strings.Contains(got, "dns:") {
+		t.Errorf("got:\n%s\nwant \"no peers\", \"drops: none\" and no dns line", got)
 	}
 }
 

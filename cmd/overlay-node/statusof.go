@@ -32,6 +32,7 @@ func newStatus(st tunnel.Stats, node control.Node, now time.Time) control.Status
 		Peers:        make([]control.Peer, 0, len(st.Peers)),
 		Drops:        dropMap(&st.Drops),
 		Firewall:     firewallOf(&st.Firewall),
+		DNS:          node.DNS,
 
 		CookieRepliesSent: st.CookieRepliesSent,
 	}

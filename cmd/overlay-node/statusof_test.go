@@ -59,7 +59,7 @@ func TestStatusJSON(t *testing.T) {
 	wantTop := []string{"schema", "time", "version", "mesh", "node", "interface", "public_key",
 		"listen_port", "mtu", "config_hash", "config_loaded", "mesh_file",
 		"mesh_source", "mesh_revision", "mesh_watch_reconnects", "addresses", "subnets", "routes",
-		"peers", "drops", "firewall", "cookie_replies_sent"}
+		"peers", "drops", "firewall", "cookie_replies_sent", "dns"}
 	checkKeys(t, "status", got, wantTop)
 	checkKeys(t, "firewall", got["firewall"].(map[string]any), []string{"enabled", "deny", "policy_hash", "rules",
 		"conntrack_entries", "conntrack_evictions", "conntrack_cut", "denied_in", "denied_out"})

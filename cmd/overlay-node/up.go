@@ -19,6 +19,7 @@ import (
 	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/sdnotify"
 	"github.com/overlay-node/overlay-node/config"
 	"github.com/overlay-node/overlay-node/crypto"
+	"github.com/overlay-node/overlay-node/dnsserver"
 	"github.com/overlay-node/overlay-node/tunnel"
 )
 
@@ -142,6 +143,8 @@ type node struct {
 
 	// Set by the engine service's open.
 	dev *tunnel.Device
+	// Set by the DNS service's open.
+	dnsStats *dnsserver.Stats
 
 	// The engine names here the peers whose handshakes go unanswered, for
 	// the resolver; a full buffer drops the news, which comes again.
@@ -163,6 +166,7 @@ type meshState struct {
 	engine tunnel.Config  // this node's key and port, its peers
 	routes []netip.Prefix // routed through the interface
 	peers  int            // how many
+	dns    dnsSettings    // the zone this node serves, if the mesh has a domain
 	names  []end          // the mesh's nodes, for policy why
 	follow followPlan     // the peers' host names to keep resolving
 }
@@ -184,12 +188,17 @@ func loadState(snap meshsource.Snapshot, key crypto.PrivateKey, iface string) (*
 	if err != nil {
 		return nil, err
 	}
+	dns, err := dnsOf(mesh, self)
+	if err != nil {
+		return nil, err
+	}
 	return &meshState{
 		fixed:  fixedOf(mesh, self),
 		info:   nodeInfo(mesh, self, iface, loaded, snap.Revision),
 		engine: cfg,
 		routes: kernelRoutes(mesh, self),
 		peers:  len(cfg.Peers),
+		dns:    dns,
 		names:  nodeEnds(mesh),
 		follow: followedPeers(mesh, self, &cfg),
 	}, nil

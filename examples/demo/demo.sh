@@ -7,9 +7,10 @@
 #   cb1 cb2  containers on b (172.20.2.0/24)
 #
 # Shows pings across the mesh, to the site host and between containers on
-# different hosts, a TCP transfer, what each
-# node reports, and metrics. Everything it creates is removed on exit,
-# Ctrl-C or failure. Needs root, iproute2, ping and iperf3 (make deps).
+# different hosts, service discovery (DNS names of nodes and services), a TCP
+# transfer, what each node reports, and metrics. Everything it creates is
+# removed on exit, Ctrl-C or failure. Needs root, iproute2, ping, iperf3 and
+# dig (make deps).
 set -euo pipefail
 
 BIN=${BIN:-$(cd "$(dirname "$0")/../.." && pwd)/bin/overlay-node}
@@ -41,7 +42,7 @@ trap 'exit 130' INT TERM
 for b in "$BIN" "$CNI"; do
 	[ -x "$b" ] || { echo "demo: $b not found: run 'make build' first" >&2; exit 1; }
 done
-for tool in ip ping iperf3; do
+for tool in ip ping iperf3 dig; do
 	command -v $tool >/dev/null || { echo "demo: $tool missing: run 'make deps'" >&2; exit 1; }
 done
 
@@ -83,6 +84,8 @@ cat >"$WORK/mesh.toml" <<TOML
 [mesh]
 name = "demo"
 port = 51820
+domain = "demo.internal"   # every node answers DNS for it on its overlay address
+dns_upstream = []          # names outside the domain: refused (there is no Internet here)
 
 [[node]]
 name = "a"
@@ -104,6 +107,12 @@ public_key = "$PUB_c"
 address = "10.100.0.3/24"
 endpoint = "192.168.50.3:51820"
 subnets = ["192.168.60.0/24"]   # the site LAN behind c
+
+[[service]]                # iperf.demo.internal and _iperf._tcp.demo.internal
+name = "iperf"
+nodes = ["b"]
+port = 5201
+protocol = "tcp"
 TOML
 cat "$WORK/mesh.toml"
 "$BIN" check -c "$WORK/mesh.toml"
@@ -136,6 +145,16 @@ for src in a b; do
 	in_ns $src ping -c 3 -i 0.2 -W 2 -q 192.168.60.10 | tail -1
 done
 
+step "service discovery: a asks c's DNS server across the mesh"
+for q in "b.demo.internal A" "iperf.demo.internal A" "_iperf._tcp.demo.internal SRV" "-x 10.100.0.2" "nosuch.demo.internal A"; do
+	printf '%-32s ' "$q:"
+	# shellcheck disable=SC2086 # $q is a query's words
+	out=$(in_ns a dig @10.100.0.3 +time=2 +tries=2 $q)
+	status=$(sed -n 's/.*status: \([A-Z]*\),.*/\1/p' <<<"$out")
+	answer=$(in_ns a dig @10.100.0.3 +time=2 +tries=2 +short $q | tr '\n' ' ')
+	echo "$status ${answer:-(no records)}"
+done
+
 step "containers: two on a, two on b, attached through the CNI plugin"
 # What a runtime does: run the plugin in the host's namespace with the
 # network config on stdin. The leases go under the demo's directory, and
@@ -163,10 +182,11 @@ for src in ca1 ca2; do
 	in_ns $src ping -c 3 -i 0.2 -W 2 -q "$cb2" | tail -1
 done
 
-step "TCP transfer a -> b across the mesh (iperf3, 3 s)"
+step "TCP transfer a -> b across the mesh (iperf3, 3 s), to the address of iperf.demo.internal"
 in_ns b iperf3 -s -1 -D -B 10.100.0.2
 sleep 0.3
-in_ns a iperf3 -c 10.100.0.2 -t 3 -f m | grep -E 'sender|receiver'
+server=$(in_ns a dig @10.100.0.1 +short iperf.demo.internal)
+in_ns a iperf3 -c "$server" -t 3 -f m | grep -E 'sender|receiver'
 
 step "TCP transfer b -> site host (iperf3, 2 s)"
 in_ns lan iperf3 -s -1 -D -B 192.168.60.10
@@ -178,7 +198,7 @@ in_ns a "$BIN" status --interface "ovl-$P-a"
 
 step "what node a exports to Prometheus (excerpt)"
 in_ns a bash -c 'exec 3<>/dev/tcp/127.0.0.1/9586; printf "GET /metrics HTTP/1.0\r\n\r\n" >&3; cat <&3' |
-	grep -E '^overlay_(peer_(receive|transmit)_bytes_total|peer_last_handshake|drops_total\{reason="(no_route|malformed|replay|source_not_allowed)")' | head -20
+	grep -E '^overlay_(dns_responses_total\{rcode="(NOERROR|NXDOMAIN)"|peer_(receive|transmit)_bytes_total|peer_last_handshake|drops_total\{reason="(no_route|malformed|replay|source_not_allowed)")' | head -20
 
 step "stock tools see it too: wg show"
 if command -v wg >/dev/null; then in_ns a wg show "ovl-$P-a"; else echo "(wg not installed: make deps)"; fi

@@ -69,6 +69,15 @@ type Status struct {
 	CookieRepliesSent uint64 `json:"cookie_replies_sent"`
 	// Firewall is the segmentation in force.
 	Firewall Firewall `json:"firewall"`
+	// DNS is the node's DNS server; null while the mesh has no domain.
+	DNS *DNS `json:"dns"`
+}
+
+// DNS is what the node's DNS server serves.
+type DNS struct {
+	Domain    string           `json:"domain"`    // [mesh] domain
+	Services  int              `json:"services"`  // how many [[service]] the zone holds
+	Addresses []netip.AddrPort `json:"addresses"` // where it answers, UDP and TCP
 }
 
 // Firewall is the state of a node's firewall.
@@ -111,12 +120,12 @@ type Peer struct {
 	TxPackets           uint64 `json:"tx_packets"` // datagrams sent
 	HandshakesCompleted uint64 `json:"handshakes_completed"`
 	HandshakesFailed    uint64 `json:"handshakes_failed"`
-	// Drops counts packets to or from this peer that were dropped, by
-	// reason. Every reason is present.
 	// UnansweredInitiations counts handshake initiations sent since the
 	// last handshake completed: a peer that does not answer.
-	UnansweredInitiations uint64            `json:"handshake_attempts_unanswered"`
-	Drops                 map[string]uint64 `json:"drops"`
+	UnansweredInitiations uint64 `json:"handshake_attempts_unanswered"`
+	// Drops counts packets to or from this peer that were dropped, by
+	// reason. Every reason is present.
+	Drops map[string]uint64 `json:"drops"`
 }
 
 // Node identifies the node and the mesh file it runs, for status and
@@ -143,4 +152,5 @@ type Node struct {
 	Routes     []netip.Prefix `json:"routes"`     // prefixes routed through the interface
 	Containers []netip.Prefix `json:"containers"` // its container networks; empty when it has none
 	Domain     string         `json:"domain"`     // the mesh's DNS domain; "" when it has none
+	DNS        *DNS           `json:"dns"`        // this node's DNS server; null without a domain
 }

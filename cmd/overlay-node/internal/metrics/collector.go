@@ -134,12 +134,14 @@ func NewCollector(src Source, node control.Node) *Collector {
 	return c
 }
 
-// NewRegistry returns a registry, private to the caller, holding c and the
-// Go runtime and process collectors (go_*, process_*: memory, CPU, open
+// NewRegistry returns a registry, private to the caller, holding c, more
+// (such as the DNS server's collector), and the Go runtime and process
+// collectors (go_*, process_*: memory, CPU, open
 // files), which an operator of a long-running daemon expects beside its own
 // metrics.
-func NewRegistry(c *Collector) *prometheus.Registry {
+func NewRegistry(c *Collector, more ...prometheus.Collector) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
+	reg.MustRegister(more...)
 	reg.MustRegister(
 		c,
 		collectors.NewGoCollector(),
