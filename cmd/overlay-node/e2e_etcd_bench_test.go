@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/meshsource"
+	"github.com/overlay-node/overlay-node/crypto"
+	"github.com/overlay-node/overlay-node/internal/etcdtest"
+	"github.com/overlay-node/overlay-node/internal/nstest"
+)
+
+// BenchmarkEtcdJoinAmong1000 runs real nodes on a mesh kept in etcd with
+// 1,000 idle members registered (no endpoint, as hosts behind NAT that
+// have not called in). Node a runs with --etcd; each iteration starts a
+// node with --join on another host and measures the time from its
+// registration until a has applied a mesh with it (ms/join-to-mesh),
+// then checks that the two ping each other. It reports a's memory per idle peer: its
+// RSS with the members less its RSS before they registered, over 1,000.
+func BenchmarkEtcdJoinAmong1000(b *testing.B) {
+	const members = 1000
+	nstest.RequireRoot(b)
+	etcdtest.Require(b)
+	lan := nstest.NewLAN(b, 2)
+	bin := nstest.BuildOverlayNode(b)
+	srv := etcdtest.StartOn(b, lan.Hosts[0])
+	dir := b.TempDir()
+	const prefix = "/bench/"
+
+	keyFile := func(name string) (crypto.PrivateKey, string) {
+		k, err := crypto.GeneratePrivateKey()
+		if err != nil {
+			b.Fatal(err)
+		}
+		path := filepath.Join(dir, name+".key")
+		if err := os.WriteFile(path, []byte(k.Base64()+"\n"), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		return k, path
+	}
+	aKey, aKeyPath := keyFile("a")
+	mesh := fmt.Sprintf("[mesh]\nname = \"bench\"\nport = 51820\npool = \"10.100.16.0/20\"\n\n"+
+		"[[node]]\nname = \"a\"\npublic_key = %q\naddress = \"10.100.0.1/16\"\nendpoint = \"%s:51820\"\n",
+		aKey.PublicKey().String(), lan.Hosts[0].Addr)
+	cli := srv.Client()
+	defer cli.Close()
+	if _, err := meshsource.Push(b.Context(), cli, prefix, []byte(mesh)); err != nil {
+		b.Fatal(err)
+	}
+
+	// startA runs node a and waits until it is up with want peers and has
+	// settled, as the scale test lets a node settle before reading RSS.
+	aIface := nstest.UniqueIfName("ovl")
+	startA := func(want int) *nstest.Proc {
+		p := lan.Hosts[0].Start(b, bin, "up", "--etcd", srv.URL, "--prefix", prefix, "-k", aKeyPath,
+			"--interface", aIface, "--cache", filepath.Join(dir, "a.cache"))
+		line := fmt.Sprintf("peers=%d ", want)
+		if !poll(60*time.Second, func() bool { return strings.Contains(p.Output(), line) }) {
+			b.Fatalf("a did not come up with %d peers:\n%s", want, p.Output())
+		}
+		time.Sleep(2 * time.Second)
+		return p
+	}
+	a := startA(0)
+	empty := rssBytes(b, a.PID())
+	a.Signal(syscall.SIGTERM)
+	if err := a.Wait(10 * time.Second); err != nil {
+		b.Fatalf("a did not stop: %v", err)
+	}
+	for i := range members {
+		k, err := crypto.GeneratePrivateKey()
+		if err != nil {
+			b.Fatal(err)
+		}
+		m, err := meshsource.Join(b.Context(), cli, prefix, meshsource.Member{Name: fmt.Sprintf("idle%d", i),
+			PublicKey: k.PublicKey().String()}, time.Minute, slog.New(slog.DiscardHandler))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer m.Leave(b.Context())
+	}
+	a = startA(members)
+	full := rssBytes(b, a.PID())
+
+	_, xKeyPath := keyFile("x")
+	joined := regexp.MustCompile(`"joined the mesh".* address=([0-9.]+)/`)
+	withX := `msg="mesh file reloaded" mesh=bench source=etcd revision=`
+	var total time.Duration
+	for i := range b.N {
+		before := strings.Count(a.Output(), withX)
+		x := lan.Hosts[1].Start(b, bin, "up", "--etcd", srv.URL, "--prefix", prefix, "-k", xKeyPath,
+			"--interface", nstest.UniqueIfName("ovl"), "--cache", filepath.Join(dir, "x.cache"),
+			"--join", fmt.Sprintf("x%d", i), "--endpoint", lan.Hosts[1].Addr.String()+":51820")
+		var addr string
+		var registered time.Time
+		if !poll(10*time.Second, func() bool {
+			if m := joined.FindStringSubmatch(x.Output()); m != nil {
+				addr, registered = m[1], time.Now()
+			}
+			return addr != ""
+		}) {
+			b.Fatalf("x did not join:\n%s", x.Output())
+		}
+		if !poll(10*time.Second, func() bool { return strings.Count(a.Output(), withX) > before }) {
+			b.Fatalf("a did not apply a mesh with x:\n%s", a.Output())
+		}
+		total += time.Since(registered)
+		if !strings.Contains(a.Output()[strings.LastIndex(a.Output(), withX):], fmt.Sprintf(" peers=%d ", members+1)) {
+			b.Fatalf("a's reload after x joined does not have %d peers:\n%s", members+1, a.Output())
+		}
+		// x pings first: x registers before its socket is bound, and a
+		// handshake a sent in between would wait 5 s for its retry.
+		if err := nstest.Ping(b, lan.Hosts[1], "10.100.0.1"); err != nil {
+			b.Fatalf("x -> a: %v\n%s", err, x.Output())
+		}
+		if err := nstest.Ping(b, lan.Hosts[0], addr); err != nil {
+			b.Fatalf("a -> x at %s: %v\n%s", addr, err, a.Output())
+		}
+		x.Signal(syscall.SIGTERM)
+		if err := x.Wait(10 * time.Second); err != nil {
+			b.Fatalf("x did not stop: %v", err)
+		}
+		// x left: wait for a to drop it before the next one joins.
+		if !poll(10*time.Second, func() bool { return strings.Count(a.Output(), withX) > before+1 }) {
+			b.Fatalf("a did not drop x:\n%s", a.Output())
+		}
+	}
+	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/join-to-mesh")
+	b.ReportMetric(float64(full-empty)/members, "B/idle-peer")
+}
+
+// rssBytes reads VmRSS of the process pid.
+func rssBytes(t testing.TB, pid int) int64 {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				t.Fatalf("VmRSS %q: %v", rest, err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
