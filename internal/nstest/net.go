@@ -133,6 +133,14 @@ var transferSeed = [32]byte{'n', 's', 't', 'e', 's', 't'}
 // transfer must average 1 MiB/s, after a 30 s allowance.
 func Transfer(t testing.TB, from, to *Host, toAddr string, size int64) (sent, received [sha256.Size]byte, err error) {
 	t.Helper()
+	return TransferPaced(t, from, to, toAddr, size, nil)
+}
+
+// TransferPaced is Transfer whose sender reads the stream through pace, if
+// not nil, which may hold reads back: to keep the transfer running until
+// something has happened, say.
+func TransferPaced(t testing.TB, from, to *Host, toAddr string, size int64, pace func(io.Reader) io.Reader) (sent, received [sha256.Size]byte, err error) {
+	t.Helper()
 	deadline := time.Now().Add(30*time.Second + time.Duration(size>>20)*time.Second)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
@@ -191,7 +199,11 @@ func Transfer(t testing.TB, from, to *Host, toAddr string, size int64) (sent, re
 	defer conn.Close()
 	conn.SetDeadline(deadline)
 	h := sha256.New()
-	n, sendErr := io.Copy(io.MultiWriter(conn, h), io.LimitReader(rand.NewChaCha8(transferSeed), size))
+	var src io.Reader = io.LimitReader(rand.NewChaCha8(transferSeed), size)
+	if pace != nil {
+		src = pace(src)
+	}
+	n, sendErr := io.Copy(io.MultiWriter(conn, h), src)
 	h.Sum(sent[:0])
 	if sendErr == nil {
 		sendErr = conn.CloseWrite()
