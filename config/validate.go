@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"github.com/overlay-node/overlay-node/internal/netaddr"
 	"net/netip"
 	"slices"
 	"strings"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/overlay-node/overlay-node/crypto"
 	"github.com/overlay-node/overlay-node/encap"
+	"github.com/overlay-node/overlay-node/internal/netaddr"
 )
 
 // Validate checks the whole mesh and returns an ErrorList with every

@@ -12,13 +12,14 @@ package lease
 import (
 	"errors"
 	"fmt"
-	"github.com/overlay-node/overlay-node/internal/netaddr"
 	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/overlay-node/overlay-node/internal/netaddr"
 )
 
 // ErrExhausted means every address of the network is leased.
