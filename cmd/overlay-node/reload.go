@@ -49,7 +49,7 @@ func (n *node) tryReload() error {
 func nodeInfo(mesh *config.Mesh, self *config.Node, iface string, loaded time.Time) control.Node {
 	return control.Node{Version: version, Mesh: mesh.Name, Name: self.Name, Interface: iface,
 		ConfigHash: mesh.Hash, LoadedAt: loaded, MeshFile: mesh.Path,
-		MTU: mesh.MTU, Addresses: self.Addresses, Subnets: self.Subnets, Routes: kernelRoutes(mesh, self),
+		MTU: mesh.MTU, Addresses: self.Addresses, Subnets: slices.Concat(self.Subnets, self.Containers), Routes: kernelRoutes(mesh, self),
 		Containers: self.Containers, Domain: mesh.Domain, DNS: dnsInfo(mesh, self)}
 }
 
