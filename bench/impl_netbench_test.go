@@ -44,6 +44,9 @@ type tunnelPair struct {
 	// responder is B's WireGuard public key, which the handshake flood
 	// computes MAC1 from; zero for an implementation the flood leaves out.
 	responder crypto.PublicKey
+	// servesDNS marks a pair whose B answers DNS for dnsDomain on its
+	// overlay address, which the DNS load measures.
+	servesDNS bool
 }
 
 // An impl is one of the implementations under test, by how its pair starts.
@@ -72,18 +75,34 @@ var impls = [...]impl{
 	{name: "nebula-tuned", start: startNebulaTuned},
 }
 
-// startOverlayPair writes two fresh keys and a two-node mesh file and runs
-// `overlay-node up` in each namespace, as an operator would.
+// zoneTOML turns DNS on in the overlay-node pair's mesh: the domain, no
+// upstream (nothing outside the zone is asked), and one service on node b.
+// Serving DNS costs the data path nothing; the DNS load measures it.
+var zoneTOML = meshExtra{
+	keys:   fmt.Sprintf("domain = %q\ndns_upstream = []\n", dnsDomain),
+	tables: fmt.Sprintf("\n[[service]]\nname = %q\nnodes = [\"b\"]\nport = 80\nprotocol = \"tcp\"\n", dnsService),
+}
+
+// startOverlayPair runs the overlay-node pair with DNS on (zoneTOML).
 func startOverlayPair(t *testing.T, p *vethPair) *tunnelPair {
+	tp := startOverlayNodes(t, p, zoneTOML)
+	tp.servesDNS = true
+	return tp
+}
+
+// startOverlayNodes writes two fresh keys and a two-node mesh file, nodes a
+// and b in groups of their own names, with extra, and runs `overlay-node up`
+// in each namespace, as an operator would.
+func startOverlayNodes(t *testing.T, p *vethPair, extra meshExtra) *tunnelPair {
 	t.Helper()
 	dir := t.TempDir()
 	keys := [2]crypto.PrivateKey{mustKey(t), mustKey(t)}
 	nodes := []meshNode{
-		{name: "a", pub: keys[0].PublicKey(), addr: overlayA, endpoint: netip.AddrPortFrom(p.A.Addr, listenPort)},
-		{name: "b", pub: keys[1].PublicKey(), addr: overlayB, endpoint: netip.AddrPortFrom(p.B.Addr, listenPort)},
+		{name: "a", pub: keys[0].PublicKey(), addr: overlayA, endpoint: netip.AddrPortFrom(p.A.Addr, listenPort), group: "a"},
+		{name: "b", pub: keys[1].PublicKey(), addr: overlayB, endpoint: netip.AddrPortFrom(p.B.Addr, listenPort), group: "b"},
 	}
 	mesh := filepath.Join(dir, "mesh.toml")
-	if err := writeMesh(mesh, "bench", nodes); err != nil {
+	if err := writeMesh(mesh, "bench", nodes, extra); err != nil {
 		t.Fatal(err)
 	}
 	var tp tunnelPair
@@ -200,23 +219,34 @@ type meshNode struct {
 	pub      crypto.PublicKey
 	addr     netip.Prefix   // the address and the overlay prefix it implies
 	endpoint netip.AddrPort // left out of the file when zero
+	group    string         // its one group; none when ""
 }
 
-// writeMesh writes a mesh file named name listing nodes, in the format of the
-// README, buffered because scale tests write 10,000 nodes.
-func writeMesh(path, name string, nodes []meshNode) error {
+// meshExtra is TOML a mesh file carries besides its nodes.
+type meshExtra struct {
+	keys   string // more keys of the [mesh] table
+	tables string // tables after the nodes: [[service]], [[allow]]
+}
+
+// writeMesh writes a mesh file named name listing nodes, with extra, in the
+// format of the README, buffered because scale tests write 10,000 nodes.
+func writeMesh(path, name string, nodes []meshNode, extra meshExtra) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
 	w := bufio.NewWriter(f)
-	fmt.Fprintf(w, "[mesh]\nname = %q\nport = %d\nmtu = %d\n", name, listenPort, overlayMTU)
+	fmt.Fprintf(w, "[mesh]\nname = %q\nport = %d\nmtu = %d\n%s", name, listenPort, overlayMTU, extra.keys)
 	for _, n := range nodes {
 		fmt.Fprintf(w, "\n[[node]]\nname = %q\npublic_key = %q\naddress = %q\n", n.name, n.pub.String(), n.addr.String())
 		if n.endpoint.IsValid() {
 			fmt.Fprintf(w, "endpoint = %q\n", n.endpoint.String())
 		}
+		if n.group != "" {
+			fmt.Fprintf(w, "groups = [%q]\n", n.group)
+		}
 	}
+	w.WriteString(extra.tables)
 	if err := w.Flush(); err != nil {
 		f.Close()
 		return err

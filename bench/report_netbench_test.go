@@ -122,7 +122,9 @@ func (r *results) markdown(info runInfo) string {
 	fmt.Fprintf(&b, "overlay-node against wireguard-go and Nebula %s (at its defaults, and tuned\n"+
 		"with its documented socket buffer and TUN queue settings), one pair at a time,\n"+
 		"between two network namespaces joined by one veth pair. Rounds alternate\n"+
-		"overlay-node, wireguard-go, nebula, nebula-tuned. Cells are the median\n"+
+		"overlay-node, wireguard-go, nebula, nebula-tuned, then overlay-node with\n"+
+		"100 firewall rules and 10,000 tracked flows, whose row and the DNS rows\n"+
+		"are overlay-node's alone (—). Cells are the median\n"+
 		"[min–max] over the rounds; each ratio is overlay-node's median over the\n"+
 		"other's, except in the \"lowest ratio of a round\" row, where it is the\n"+
 		"lowest of the rounds' own ratios. Targets are against wireguard-go. How each\n"+

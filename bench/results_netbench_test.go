@@ -4,6 +4,7 @@ package bench_test
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 )
@@ -29,6 +30,11 @@ const (
 	mRSSPerPeer = "rss_peer"    // KiB per idle peer
 	mTCP1Flood  = "tcp1_flood"  // Gbit/s, one TCP stream during a handshake flood
 	mFloodKept  = "flood_kept"  // mTCP1Flood over the same round's mTCP1
+	mTCP1Policy = "tcp1_policy" // Gbit/s, one TCP stream through 100 rules and 10,000 tracked flows
+	mPolicyKept = "policy_kept" // mTCP1Policy over the same round's mTCP1
+	mDNSQPS     = "dns_qps"     // DNS queries answered per second
+	mDNSP50     = "dns_p50"     // ms, median latency of the answered queries
+	mDNSP99     = "dns_p99"     // ms, 99th percentile of it
 )
 
 // A sample is one implementation's figures from one round, by metric key.
@@ -55,6 +61,10 @@ func ratioAtMost(x float64) target {
 	return target{fmt.Sprintf("≤ %gx", x), func(a, b float64) bool { return a/b <= x }}
 }
 
+func atLeast(x float64, unit string) target {
+	return target{fmt.Sprintf("≥ %g %s", x, unit), func(a, _ float64) bool { return a >= x }}
+}
+
 func atMost(x float64, unit string) target {
 	return target{fmt.Sprintf("≤ %g %s", x, unit), func(a, _ float64) bool { return a <= x }}
 }
@@ -72,6 +82,9 @@ type metric struct {
 	target     target
 	// twoWay marks a row only overlay-node and wireguard-go are measured on.
 	twoWay bool
+	// ownOnly marks a row only overlay-node is measured on; its target
+	// does not look at the baseline.
+	ownOnly bool
 	// worstRound makes the row's ratios the lowest of the rounds' own
 	// ratios (each round's overlay-node figure over the same round's other
 	// one) rather than the ratio of the medians, and its target apply to
@@ -88,9 +101,14 @@ func mainRows(peers int) []metric {
 		{key: mTCP1Retx, label: "TCP, 1 stream, retransmits", decimals: 0},
 		{key: mTCP1Flood, label: "TCP, 1 stream, under a handshake flood (Gbit/s)", decimals: 2, twoWay: true},
 		{key: mFloodKept, label: "TCP, 1 stream, share kept under the flood", decimals: 2, target: keptUnderFlood, twoWay: true},
+		{key: mTCP1Policy, label: fmt.Sprintf("TCP, 1 stream, %d rules + %d tracked flows (Gbit/s)", policyRules, policyFlows), decimals: 2, ownOnly: true},
+		{key: mPolicyKept, label: "TCP, 1 stream, share kept with those rules and flows", decimals: 3, target: atLeast(0.95, "(cost ≤ 5%)"), ownOnly: true},
 		{key: mTCP4, label: "TCP, 4 streams (Gbit/s)", decimals: 2, target: ratioAtLeast(1.5)},
 		{key: mUDPkpps, label: "UDP 200 B, received (kpps)", decimals: 0, target: ratioAtLeast(1.5)},
 		{key: mUDPLoss, label: "UDP 200 B, lost (%)", decimals: 1},
+		{key: mDNSQPS, label: "DNS, answered queries per second", decimals: 0, target: atLeast(50000, "/s"), ownOnly: true},
+		{key: mDNSP50, label: "DNS, latency p50 (ms)", decimals: 3, ownOnly: true},
+		{key: mDNSP99, label: "DNS, latency p99 (ms)", decimals: 3, target: atMost(2, "ms"), ownOnly: true},
 		{key: mAddedRTT, label: "RTT added by the tunnel (µs)", decimals: 0, target: ratioAtMost(0.5)},
 		{key: mRawRTT, label: "RTT of the bare veth (µs)", decimals: 0},
 		{key: mCPUPerGbit, label: "CPU of both daemons per Gbit, 1 stream (s)", decimals: 3, target: lowerThanB},
@@ -144,13 +162,26 @@ func (r *results) add(i int, s sample) {
 }
 
 // addRound records s as implementation i's sample of side-by-side round
-// (from 1), for the medians and the per-round ratios.
+// (from 1), for the medians and the per-round ratios. A second sample for
+// the same round and implementation adds its metrics to the first.
 func (r *results) addRound(round, i int, s sample) {
 	r.add(i, s)
 	for len(r.rounds) < round {
 		r.rounds = append(r.rounds, [len(impls)]sample{})
 	}
-	r.rounds[round-1][i] = s
+	if r.rounds[round-1][i] == nil {
+		r.rounds[round-1][i] = sample{}
+	}
+	maps.Copy(r.rounds[round-1][i], s)
+}
+
+// roundSample returns implementation i's sample of round (from 1), nil if
+// there is none.
+func (r *results) roundSample(round, i int) sample {
+	if round > len(r.rounds) {
+		return nil
+	}
+	return r.rounds[round-1][i]
 }
 
 // worstRatio returns the lowest, over the rounds that measured key for both,
@@ -233,7 +264,7 @@ func (r *results) row(m metric) []string {
 	for j := 1; j < len(impls); j++ {
 		ratio := "n/a"
 		switch b := sums[j]; {
-		case m.twoWay && j != baseline:
+		case m.ownOnly, m.twoWay && j != baseline:
 			ratio = "—"
 		case a.n > 0 && b.n > 0 && b.med > 0:
 			ratio = fmt.Sprintf("%.2fx", a.med/b.med)
@@ -241,7 +272,7 @@ func (r *results) row(m metric) []string {
 		cells = append(cells, ratio)
 	}
 	b := sums[baseline]
-	return append(cells, m.target.verdict(a.n > 0 && b.n > 0, a.med, b.med, ""))
+	return append(cells, m.target.verdict(a.n > 0 && (m.ownOnly || b.n > 0), a.med, b.med, ""))
 }
 
 // verdict says whether a and b, if measured, meet t; scope, if any, goes
@@ -261,7 +292,7 @@ func (t target) verdict(measured bool, a, b float64, scope string) string {
 // cellOf formats implementation i's summary s of m: "—" where the row does
 // not measure i.
 func (m metric) cellOf(i int, s summary) string {
-	if m.twoWay && i != 0 && i != baseline {
+	if (m.twoWay && i != baseline || m.ownOnly) && i != 0 {
 		return "—"
 	}
 	return s.cell(m.decimals)

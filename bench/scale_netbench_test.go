@@ -73,8 +73,8 @@ func newScaleMesh(t *testing.T, p *vethPair, n int) *scaleMesh {
 	sm.small = filepath.Join(sm.dir, "mesh-2.toml")
 	sm.big = filepath.Join(sm.dir, fmt.Sprintf("mesh-%d.toml", n))
 	for _, err := range []error{
-		writeMesh(sm.small, "scale", sm.nodes[:2]),
-		writeMesh(sm.big, "scale", sm.nodes),
+		writeMesh(sm.small, "scale", sm.nodes[:2], meshExtra{}),
+		writeMesh(sm.big, "scale", sm.nodes, meshExtra{}),
 		writeKey(sm.keyFile(0), sm.keys[0]),
 		writeKey(sm.keyFile(1), sm.keys[1]),
 	} {

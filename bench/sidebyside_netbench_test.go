@@ -58,10 +58,13 @@ func envInt(t *testing.T, name string, def, min int) int {
 // besides building the binaries: per implementation and round, three iperf3
 // runs (four, with about 2 s more, for those the flood runs against) and
 // about 4 s of start, pings and iperf3 set-up; per round of the
-// scale test, about 8 s of settling and 0.2 ms per node of the mesh.
+// scale test, about 8 s of settling and 0.2 ms per node of the mesh; per
+// round, the DNS load (one run) and the firewall variant (one iperf3 run
+// and about 5 s of start and flows).
 func (s settings) estimate() time.Duration {
 	per := time.Duration(len(impls))*(time.Duration(3*s.seconds)*time.Second+4*time.Second) +
-		2*time.Duration(s.seconds+2)*time.Second
+		2*time.Duration(s.seconds+2)*time.Second +
+		time.Duration(2*s.seconds+5)*time.Second
 	if s.peers > 0 {
 		per += 8*time.Second + time.Duration(s.peers)*200*time.Microsecond
 	}
@@ -103,6 +106,10 @@ func TestSideBySide(t *testing.T) {
 					res.addRound(round, i, measureRound(t, p, tp, s.seconds))
 				})
 			}
+			t.Run("overlay-node+policy", func(t *testing.T) {
+				res.runs++
+				res.addRound(round, 0, measurePolicy(t, p, s.seconds, res.roundSample(round, 0)))
+			})
 		})
 	}
 	if s.peers > 0 {
@@ -111,7 +118,7 @@ func TestSideBySide(t *testing.T) {
 
 	report := res.markdown(newRunInfo(s, started, cpu0))
 	fmt.Printf("\n%s\n", report)
-	want := s.rounds * len(impls)
+	want := s.rounds * (len(impls) + 1) // +1: overlay-node+policy
 	if s.peers > 0 {
 		for _, im := range impls {
 			if im.scale != nil {
@@ -135,8 +142,9 @@ func TestSideBySide(t *testing.T) {
 
 // measureRound takes one implementation's figures over a running tunnel:
 // latency first, on the idle path, then single-stream TCP with the CPU and
-// interface counters around it, four-stream TCP, small-packet UDP, and the
-// daemons' memory after all of it. A measurement that fails fails t and is
+// interface counters around it, four-stream TCP, small-packet UDP, the
+// daemons' memory after all of it, and last, for a pair that serves DNS,
+// the DNS load. A measurement that fails fails t and is
 // left out of the sample.
 func measureRound(t *testing.T, p *vethPair, tp *tunnelPair, secs int) sample {
 	ctx := t.Context()
@@ -222,6 +230,18 @@ func measureRound(t *testing.T, p *vethPair, tp *tunnelPair, secs int) sample {
 		rss += v / float64(len(procs)) / (1 << 20)
 	}
 	s[mRSS] = rss
+
+	// After the RSS, which compares daemons that do the same work.
+	if tp.servesDNS {
+		if r, err := dnsLoad(p.A, overlayB.Addr(), secs); err != nil {
+			fail("DNS load", err)
+		} else {
+			s[mDNSQPS] = r.qps
+			s[mDNSP50], s[mDNSP99] = float64(r.p50)/1e6, float64(r.p99)/1e6
+			t.Logf("dns: %d queries answered (%.0f/s), %d lost; p50 %v, p99 %v, %d outstanding at most",
+				r.answered, r.qps, r.lost, r.p50, r.p99, dnsWorkers)
+		}
+	}
 
 	t.Logf("tcp1 flooded %.2f Gbit/s (%.2f kept)", s[mTCP1Flood], s[mFloodKept])
 	t.Logf("tcp1 %.2f Gbit/s (%.0f retransmits), tcp4 %.2f Gbit/s, udp %.0f kpps (%.1f%% lost), added rtt %.0f µs (raw %.0f), cpu %.3f s/Gbit, rss %.1f MiB",

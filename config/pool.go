@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"net/netip"
+
+	"github.com/overlay-node/overlay-node/internal/netaddr"
 )
 
 // poolHint says how [mesh] pool is written.
@@ -51,7 +53,7 @@ func (m *Mesh) PoolAddresses(yield func(netip.Prefix) bool) {
 	if !p.IsValid() {
 		return
 	}
-	last := lastAddr(p)
+	last := netaddr.Last(p)
 	for a := p.Addr().Next(); a.IsValid() && p.Contains(a); a = a.Next() {
 		if a.Is4() && a == last {
 			return

@@ -9,6 +9,7 @@ import (
 
 	"github.com/overlay-node/overlay-node/crypto"
 	"github.com/overlay-node/overlay-node/encap"
+	"github.com/overlay-node/overlay-node/internal/netaddr"
 )
 
 // Validate checks the whole mesh and returns an ErrorList with every
@@ -242,7 +243,7 @@ func (v *validator) subnets(addrs []addrRef) {
 					v.add(n.src, "node", key, j, msg, hint)
 					continue
 				}
-				r := routed{s, lastAddr(s), key, i, j}
+				r := routed{s, netaddr.Last(s), key, i, j}
 				subnets = append(subnets, r)
 				v.containsAddress(r, addrs)
 			}
@@ -380,21 +381,11 @@ func addressProblem(p netip.Prefix) (msg, hint string) {
 		return fmt.Sprintf("%s is the network address of %s, not a host address", a, p.Masked()),
 			fmt.Sprintf(`use a host address inside the network, e.g. "%s/%d"`, a.Next(), bits)
 	}
-	if a.Is4() && a == lastAddr(p) {
+	if a.Is4() && a == netaddr.Last(p) {
 		return fmt.Sprintf("%s is the broadcast address of %s, not a host address", a, p.Masked()),
 			fmt.Sprintf(`use a host address inside the network, e.g. "%s/%d"`, a.Prev(), bits)
 	}
 	return "", ""
-}
-
-// lastAddr returns the highest address of p.
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Masked().Addr().AsSlice()
-	for i := p.Bits(); i < len(b)*8; i++ {
-		b[i/8] |= 0x80 >> (i % 8)
-	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
 }
 
 // subnetProblem checks a subnet behind a node.

@@ -424,3 +424,67 @@ func TestCNIBadInput(t *testing.T) {
 		t.Error("the first container lost its eth0")
 	}
 }
+
+// With segmentation rules in force, a rule naming a host's group applies
+// to the containers on that host: web's container reaches db's container
+// on the allowed port only, a denied port is refused at once, and db's
+// container cannot open a connection back.
+func TestCNISegmentation(t *testing.T) {
+	lan := nstest.NewLAN(t, 2)
+	m := newTestMesh(t, lan.Hosts, nil)
+	web, db := m.nodes[0], m.nodes[1]
+	web.groups, db.groups = []string{"web"}, []string{"db"}
+	web.containers = []netip.Prefix{netip.MustParsePrefix("172.20.1.0/24")}
+	db.containers = []netip.Prefix{netip.MustParsePrefix("172.20.2.0/24")}
+	m.tail = webToDB
+	m.write(m.nodes)
+	m.startAll()
+
+	attach := func(n *meshNode, name string) (*nstest.Host, netip.Addr) {
+		c := lan.AddNetns(name)
+		res := newCNIRuntime(t, n.host, n.iface, "1.1.0").mustAdd(c, "ctr-"+name)
+		return c, resultAddr(t, res, n.containers[0])
+	}
+	webC, webAddr := attach(web, "webc")
+	dbC, dbAddr := attach(db, "dbc")
+	for _, c := range []*nstest.Host{webC, dbC} {
+		serveTCPEcho(t, c, 5432)
+		serveTCPEcho(t, c, 22)
+	}
+
+	c, err := dialTCP(webC, dbAddr, 5432, 5*time.Second)
+	if err != nil {
+		t.Fatalf("web's container -> db's container :5432: %v, want a connection", err)
+	}
+	defer c.Close()
+	if err := echoTCP(c, []byte("allowed"), 5*time.Second); err != nil {
+		t.Fatalf("web's container -> db's container :5432: echo: %v", err)
+	}
+	for _, tc := range []struct {
+		what string
+		from *nstest.Host
+		to   netip.Addr
+		port int
+	}{
+		{"web's container -> db's container", webC, dbAddr, 22},
+		{"db's container -> web's container", dbC, webAddr, 5432},
+		{"db's container -> web's container", dbC, webAddr, 22},
+	} {
+		if d, err := dialTCP(tc.from, tc.to, tc.port, rejectWithin); err == nil {
+			d.Close()
+			t.Errorf("%s :%d connected, want it refused", tc.what, tc.port)
+		} else if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("%s :%d: %v, want connection refused (a RST from the local node)", tc.what, tc.port, err)
+		}
+	}
+	// The allowed connection still carries data both ways.
+	if err := echoTCP(c, []byte("still"), 5*time.Second); err != nil {
+		t.Errorf("web's container -> db's container :5432 after the denials: %v", err)
+	}
+	if st := status(t, web).Firewall; st.DeniedOut != 1 {
+		t.Errorf("web: %d packets denied out, want 1 (the SYN to :22)", st.DeniedOut)
+	}
+	if st := status(t, db).Firewall; st.DeniedOut != 2 {
+		t.Errorf("db: %d packets denied out, want 2 (the SYNs to web's container)", st.DeniedOut)
+	}
+}

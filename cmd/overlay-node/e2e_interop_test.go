@@ -23,8 +23,12 @@ func startStockPeer(t *testing.T, m *testMesh, n *meshNode) {
 			continue
 		}
 		var allowed []net.IPNet
-		for _, p := range append([]netip.Prefix{netip.PrefixFrom(o.addr.Addr(), 32)}, o.subnets...) {
-			allowed = append(allowed, net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)})
+		own := []netip.Prefix{netip.PrefixFrom(o.addr.Addr(), 32)}
+		if o.addr6.IsValid() {
+			own = append(own, netip.PrefixFrom(o.addr6.Addr(), 128))
+		}
+		for _, p := range append(own, o.subnets...) {
+			allowed = append(allowed, net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())})
 		}
 		cfg.Peers = append(cfg.Peers, wgtypes.PeerConfig{
 			PublicKey:         wgtypes.Key(o.key.PublicKey()),
@@ -37,6 +41,9 @@ func startStockPeer(t *testing.T, m *testMesh, n *meshNode) {
 		t.Fatal(err)
 	}
 	w.AddAddr(t, n.addr.String())
+	if n.addr6.IsValid() {
+		w.AddAddr(t, n.addr6.String())
+	}
 }
 
 // A real wireguard-go process is node b of the mesh. Either side may

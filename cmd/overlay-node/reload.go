@@ -66,7 +66,7 @@ func (n *node) tryReload(snap meshsource.Snapshot) error {
 func nodeInfo(mesh *config.Mesh, self *config.Node, iface string, loaded time.Time, revision int64) control.Node {
 	return control.Node{Version: version, Mesh: mesh.Name, Name: self.Name, Interface: iface,
 		ConfigHash: mesh.Hash, LoadedAt: loaded, MeshFile: mesh.Path, Revision: revision,
-		MTU: mesh.MTU, Addresses: self.Addresses, Subnets: self.Subnets, Routes: kernelRoutes(mesh, self),
+		MTU: mesh.MTU, Addresses: self.Addresses, Subnets: slices.Concat(self.Subnets, self.Containers), Routes: kernelRoutes(mesh, self),
 		Containers: self.Containers, Domain: mesh.Domain, DNS: dnsInfo(mesh, self)}
 }
 

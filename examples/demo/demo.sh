@@ -8,7 +8,8 @@
 #
 # Shows pings across the mesh, to the site host and between containers on
 # different hosts, service discovery (DNS names of nodes and services), a TCP
-# transfer, what each node reports, and metrics. Everything it creates is
+# transfer, what each node reports, metrics, ping and doctor, and the
+# verdicts of a segmentation rule set. Everything it creates is
 # removed on exit, Ctrl-C or failure. Needs root, iproute2, ping, iperf3 and
 # dig (make deps).
 set -euo pipefail
@@ -202,6 +203,16 @@ in_ns a bash -c 'exec 3<>/dev/tcp/127.0.0.1/9586; printf "GET /metrics HTTP/1.0\
 
 step "stock tools see it too: wg show"
 if command -v wg >/dev/null; then in_ns a wg show "ovl-$P-a"; else echo "(wg not installed: make deps)"; fi
+
+step "troubleshooting: overlay-node ping and doctor on node a"
+in_ns a "$BIN" ping --interface "ovl-$P-a" -n 3 c
+# doctor exits 1 when a check fails; the demo shows the report either way.
+in_ns a "$BIN" doctor --interface "ovl-$P-a" || echo "(doctor found a failing check above)"
+
+step "segmentation: what a rule set would decide (examples/segmentation)"
+SEG=$(cd "$(dirname "$0")/../segmentation" && pwd)/mesh.toml
+"$BIN" policy why -c "$SEG" web1 db1 5432/tcp
+"$BIN" policy why -c "$SEG" db1 web1 5432/tcp
 
 step "logs of node c"
 cat "$WORK/c.log"

@@ -56,7 +56,7 @@ type Status struct {
 	// Addresses are this node's overlay addresses, as on the interface.
 	Addresses []netip.Prefix `json:"addresses"`
 	// Subnets are the networks this node routes for the mesh: its
-	// subnets, for which the host must forward.
+	// subnets and container networks, for which the host must forward.
 	Subnets []netip.Prefix `json:"subnets"`
 	// Routes are the prefixes the node routes through the interface.
 	Routes []netip.Prefix `json:"routes"`

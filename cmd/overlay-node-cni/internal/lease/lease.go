@@ -18,6 +18,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/overlay-node/overlay-node/internal/netaddr"
 )
 
 // ErrExhausted means every address of the network is leased.
@@ -80,7 +82,7 @@ func (s *Store) Acquire(p netip.Prefix, h Holder) (netip.Addr, error) {
 			return a, nil
 		}
 	}
-	last := lastAddr(p)
+	last := netaddr.Last(p)
 	for a := Gateway(p).Next(); a.IsValid() && p.Contains(a); a = a.Next() {
 		if a.Is4() && a == last {
 			break // the broadcast address
@@ -168,14 +170,4 @@ func (s *Store) list() (map[netip.Addr]Holder, error) {
 // file is where the lease of a is kept. Colons are kept out of file names.
 func (s *Store) file(a netip.Addr) string {
 	return filepath.Join(s.dir, strings.ReplaceAll(a.String(), ":", "_"))
-}
-
-// lastAddr returns the highest address of p.
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Masked().Addr().AsSlice()
-	for i := p.Bits(); i < len(b)*8; i++ {
-		b[i/8] |= 0x80 >> (i % 8)
-	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
 }

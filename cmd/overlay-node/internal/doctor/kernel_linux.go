@@ -182,7 +182,7 @@ func linkName(idx int) string {
 func checkForwarding(r *Report, st *control.Status) {
 	const name = "forwarding"
 	if len(st.Subnets) == 0 {
-		r.ok(name, "not needed: this node routes no subnets")
+		r.ok(name, "not needed: this node routes no subnets or containers")
 		return
 	}
 	var off []string
