@@ -240,6 +240,6 @@ func (g *groBatch) finish(f *groFlow) {
 	}
 	// The checksum field holds the pseudo-header sum; the kernel adds the
 	// rest when it segments or delivers.
-	binary.BigEndian.PutUint16(pkt[int(h.csumStart)+int(h.csumOffset):], foldChecksum(pseudoHeaderSum(pkt, p.Packet)))
+	binary.BigEndian.PutUint16(pkt[int(h.csumStart)+int(h.csumOffset):], packet.Fold(pseudoHeaderSum(pkt, p.Packet)))
 	g.hdrs[f.out] = h
 }

@@ -60,7 +60,7 @@ func (t groPkt) build() []byte {
 		copy(pkt[12:], s[:])
 		copy(pkt[16:], d[:])
 		copy(pkt[20:], t.ipOpts)
-		binary.BigEndian.PutUint16(pkt[10:], ^foldChecksum(sumBytes(pkt[:ipLen], 0)))
+		binary.BigEndian.PutUint16(pkt[10:], ^packet.Fold(packet.Sum(pkt[:ipLen], 0)))
 	}
 	l4 := pkt[ipLen:]
 	binary.BigEndian.PutUint16(l4[0:], t.sport)
@@ -103,12 +103,12 @@ func segment(t *testing.T, pkt []byte, h virtioHdr) [][]byte {
 	if v6 {
 		proto = pkt[6]
 	}
-	want := foldChecksum(sumBytes(pkt[addrOff:addrOff+2*alen], uint64(proto)+uint64(len(pkt)-ipLen)))
+	want := packet.Fold(packet.Sum(pkt[addrOff:addrOff+2*alen], uint64(proto)+uint64(len(pkt)-ipLen)))
 	if got := binary.BigEndian.Uint16(pkt[ipLen+int(h.csumOffset):]); got != want {
 		t.Errorf("checksum field %#04x, want the pseudo-header sum %#04x", got, want)
 	}
 	if !v6 {
-		if foldChecksum(sumBytes(pkt[:20], 0)) != 0xffff {
+		if packet.Fold(packet.Sum(pkt[:20], 0)) != 0xffff {
 			t.Error("IPv4 header checksum of the super-packet is wrong")
 		}
 		if int(binary.BigEndian.Uint16(pkt[2:])) != len(pkt) {
@@ -337,7 +337,7 @@ func TestSumBytes(t *testing.T) {
 		if n%2 == 1 {
 			ref += uint64(b[n-1]) << 8
 		}
-		if got, want := foldChecksum(sumBytes(b, 0xfffe)), foldChecksum(ref); got != want {
+		if got, want := packet.Fold(packet.Sum(b, 0xfffe)), packet.Fold(ref); got != want {
 			t.Errorf("%d bytes: %#04x, want %#04x", n, got, want)
 		}
 	}

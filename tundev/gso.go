@@ -21,7 +21,7 @@ func completeChecksum(pkt []byte, h virtioHdr) error {
 	if at+2 > len(pkt) {
 		return errBadVirtioHdr
 	}
-	binary.BigEndian.PutUint16(pkt[at:], ^foldChecksum(sumBytes(pkt[start:], 0)))
+	binary.BigEndian.PutUint16(pkt[at:], ^packet.Fold(packet.Sum(pkt[start:], 0)))
 	return nil
 }
 
@@ -115,7 +115,7 @@ func fixSegment(pkt, in []byte, ip packet.Packet, k, n, gso int, ecn bool) {
 		}
 	}
 	l4[csumAt], l4[csumAt+1] = 0, 0
-	csum := ^foldChecksum(sumBytes(l4, pseudoHeaderSum(pkt, ip)))
+	csum := ^packet.Fold(packet.Sum(l4, pseudoHeaderSum(pkt, ip)))
 	if csum == 0 && ip.Proto == packet.ProtoUDP {
 		csum = 0xffff // 0 would mean "no checksum"
 	}

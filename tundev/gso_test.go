@@ -32,11 +32,11 @@ func checkValid(t *testing.T, pkt []byte) {
 	ipLen, proto, addrs := 20, pkt[9], pkt[12:20]
 	if v6 {
 		ipLen, proto, addrs = 40, pkt[6], pkt[8:40]
-	} else if foldChecksum(sumBytes(pkt[:20], 0)) != 0xffff {
+	} else if packet.Fold(packet.Sum(pkt[:20], 0)) != 0xffff {
 		t.Error("bad IPv4 header checksum")
 	}
 	l4 := pkt[ipLen:]
-	if foldChecksum(sumBytes(l4, sumBytes(addrs, uint64(proto)+uint64(len(l4))))) != 0xffff {
+	if packet.Fold(packet.Sum(l4, packet.Sum(addrs, uint64(proto)+uint64(len(l4))))) != 0xffff {
 		t.Error("bad transport checksum")
 	}
 }
@@ -162,7 +162,7 @@ func TestCompleteChecksum(t *testing.T) {
 	buf := groPkt{sport: 1, flags: packet.TCPFlagACK, payload: 333}.build()
 	pkt := buf[HeaderRoom:]
 	// As the kernel leaves it: the pseudo-header sum in the field.
-	binary.BigEndian.PutUint16(pkt[36:], foldChecksum(sumBytes(pkt[12:20], packet.ProtoTCP+uint64(len(pkt)-20))))
+	binary.BigEndian.PutUint16(pkt[36:], packet.Fold(packet.Sum(pkt[12:20], packet.ProtoTCP+uint64(len(pkt)-20))))
 	if err := completeChecksum(pkt, virtioHdr{flags: virtioFlagNeedsCsum, csumStart: 20, csumOffset: 16}); err != nil {
 		t.Fatal(err)
 	}

@@ -141,10 +141,10 @@ func TestFirewallRejectTCP(t *testing.T) {
 			t.Errorf("%s: got %v:%d > %v:%d flags %#x seq %d ack %d len %d, want RST from b:80 to a:40000 flags %#x seq %d ack %d len 40",
 				tc.name, h.Src, h.SrcPort, h.Dst, h.DstPort, h.TCPFlags, seq, ack, len(got), tc.wantFlags, tc.wantSeq, tc.wantA)
 		}
-		if fold(sum(got[:20])) != 0xffff {
+		if packet.Fold(packet.Sum(got[:20], 0)) != 0xffff {
 			t.Errorf("%s: IPv4 header checksum does not verify", tc.name)
 		}
-		if fold(pseudoSum(got, 4, packet.ProtoTCP, 20)+sum(got[20:])) != 0xffff {
+		if packet.Fold(packet.Sum(got[20:], pseudoSum(got, 4, packet.ProtoTCP, 20))) != 0xffff {
 			t.Errorf("%s: TCP checksum does not verify", tc.name)
 		}
 	}
@@ -179,7 +179,7 @@ func TestFirewallRejectICMP(t *testing.T) {
 		string(got[28:]) != string(d) {
 		t.Errorf("got %x, want ICMP 3/13 from b to a quoting %x", got, d)
 	}
-	if fold(sum(got[:20])) != 0xffff || fold(sum(got[20:])) != 0xffff {
+	if packet.Fold(packet.Sum(got[:20], 0)) != 0xffff || packet.Fold(packet.Sum(got[20:], 0)) != 0xffff {
 		t.Errorf("answer %x: checksums do not verify", got)
 	}
 
@@ -207,7 +207,7 @@ func TestFirewallRejectICMP(t *testing.T) {
 	if err != nil || a6.Src != dst || a6.Dst != src || a6.ICMPType != 1 || a6.ICMPCode != 1 || string(ans[48:]) != string(orig) {
 		t.Errorf("got %x (%v), want ICMPv6 1/1 from %v to %v quoting %x", ans, err, dst, src, orig)
 	}
-	if fold(pseudoSum(ans, 6, packet.ProtoICMPv6, n-40)+sum(ans[40:])) != 0xffff {
+	if packet.Fold(packet.Sum(ans[40:], pseudoSum(ans, 6, packet.ProtoICMPv6, n-40))) != 0xffff {
 		t.Errorf("ICMPv6 checksum does not verify")
 	}
 

@@ -19,6 +19,17 @@ import (
 // The answer is built in place, in the buffer of the packet it answers,
 // which the packet path owns and no longer needs: nothing allocates.
 
+// Where the answer's ICMP and TCP fields are, from the start of the
+// transport header: the parts packet does not name.
+const (
+	icmpTypeOff     = 0
+	icmpCodeOff     = 1
+	icmpChecksumOff = 2
+	icmpHeaderLen   = 8 // type, code, checksum and 4 unused bytes
+	tcpSrcPortOff   = 0
+	tcpDstPortOff   = 2
+)
+
 // ICMP types and codes of the answer.
 const (
 	icmpv4Unreachable     = 3
@@ -58,8 +69,8 @@ func rejectInPlace(b []byte, h *packet.Packet) int {
 // <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>).
 func tcpReset(b []byte, h *packet.Packet) int {
 	tcp := b[h.HeaderLen:]
-	seq := binary.BigEndian.Uint32(tcp[4:])
-	ack := binary.BigEndian.Uint32(tcp[8:])
+	seq := binary.BigEndian.Uint32(tcp[packet.TCPSeqOff:])
+	ack := binary.BigEndian.Uint32(tcp[packet.TCPAckOff:])
 	segLen := uint32(h.TotalLen - h.HeaderLen - int(h.TCPHeaderLen))
 	if h.TCPFlags&packet.TCPFlagSYN != 0 {
 		segLen++
@@ -75,16 +86,16 @@ func tcpReset(b []byte, h *packet.Packet) int {
 		rack, flags = seq+segLen, flags|packet.TCPFlagACK
 	}
 	src, dst, sport, dport := h.Dst, h.Src, h.DstPort, h.SrcPort
-	ipLen := ipHeader(b, h.Version, src, dst, packet.ProtoTCP, 20)
-	t := b[ipLen : ipLen+20]
-	binary.BigEndian.PutUint16(t[0:], sport)
-	binary.BigEndian.PutUint16(t[2:], dport)
-	binary.BigEndian.PutUint32(t[4:], rseq)
-	binary.BigEndian.PutUint32(t[8:], rack)
-	t[12], t[13] = 5<<4, flags
-	clear(t[14:]) // window, checksum, urgent pointer
-	binary.BigEndian.PutUint16(t[16:], ^fold(pseudoSum(b, h.Version, packet.ProtoTCP, 20)+sum(t)))
-	return ipLen + 20
+	ipLen := ipHeader(b, h.Version, src, dst, packet.ProtoTCP, packet.TCPMinHeaderLen)
+	t := b[ipLen : ipLen+packet.TCPMinHeaderLen]
+	binary.BigEndian.PutUint16(t[tcpSrcPortOff:], sport)
+	binary.BigEndian.PutUint16(t[tcpDstPortOff:], dport)
+	binary.BigEndian.PutUint32(t[packet.TCPSeqOff:], rseq)
+	binary.BigEndian.PutUint32(t[packet.TCPAckOff:], rack)
+	t[packet.TCPFlagsOff-1], t[packet.TCPFlagsOff] = packet.TCPMinHeaderLen/4<<4, flags
+	clear(t[packet.TCPWindowOff:]) // window, checksum, urgent pointer
+	binary.BigEndian.PutUint16(t[packet.TCPChecksumOff:], ^packet.Fold(packet.Sum(t, pseudoSum(b, h.Version, packet.ProtoTCP, len(t)))))
+	return ipLen + len(t)
 }
 
 // icmpProhibited writes the ICMP or ICMPv6 administratively-prohibited
@@ -94,19 +105,19 @@ func icmpProhibited(b []byte, h *packet.Packet) int {
 	if h.Version == 6 {
 		ipLen, proto, typ, code, limit = packet.IPv6HeaderLen, packet.ProtoICMPv6, icmpv6Unreachable, icmpv6AdminProhibited, maxICMPv6Answer
 	}
-	quote := min(h.TotalLen, limit-ipLen-8, cap(b)-ipLen-8)
+	quote := min(h.TotalLen, limit-ipLen-icmpHeaderLen, cap(b)-ipLen-icmpHeaderLen)
 	b = b[:cap(b)]
-	copy(b[ipLen+8:ipLen+8+quote], b[:quote]) // overlapping: copy moves
+	copy(b[ipLen+icmpHeaderLen:ipLen+icmpHeaderLen+quote], b[:quote]) // overlapping: copy moves
 	src, dst := h.Dst, h.Src
-	ipHeader(b, h.Version, src, dst, proto, 8+quote)
-	m := b[ipLen : ipLen+8+quote]
-	m[0], m[1] = typ, code
-	clear(m[2:8]) // checksum, unused
-	var s uint32
+	ipHeader(b, h.Version, src, dst, proto, icmpHeaderLen+quote)
+	m := b[ipLen : ipLen+icmpHeaderLen+quote]
+	m[icmpTypeOff], m[icmpCodeOff] = typ, code
+	clear(m[icmpChecksumOff:icmpHeaderLen]) // checksum, unused
+	var s uint64
 	if h.Version == 6 {
 		s = pseudoSum(b, 6, proto, len(m)) // ICMPv6 covers a pseudo-header; ICMP does not
 	}
-	binary.BigEndian.PutUint16(m[2:], ^fold(s+sum(m)))
+	binary.BigEndian.PutUint16(m[icmpChecksumOff:], ^packet.Fold(packet.Sum(m, s)))
 	return ipLen + len(m)
 }
 
@@ -115,55 +126,35 @@ func icmpProhibited(b []byte, h *packet.Packet) int {
 func ipHeader(b []byte, v uint8, src, dst netip.Addr, proto uint8, payload int) int {
 	if v == 4 {
 		h := b[:packet.IPv4HeaderLen]
-		h[0], h[1] = 0x45, 0
-		binary.BigEndian.PutUint16(h[2:], uint16(packet.IPv4HeaderLen+payload))
-		binary.BigEndian.PutUint32(h[4:], 0x4000) // ID 0, DF: the answer is small
-		h[8], h[9] = answerTTL, proto
-		clear(h[10:12])
+		h[0], h[packet.IPv4TOSOff] = 4<<4|packet.IPv4HeaderLen/4, 0
+		binary.BigEndian.PutUint16(h[packet.IPv4TotalLenOff:], uint16(packet.IPv4HeaderLen+payload))
+		binary.BigEndian.PutUint16(h[packet.IPv4IDOff:], 0)
+		binary.BigEndian.PutUint16(h[packet.IPv4FlagsOff:], packet.IPv4FlagDF<<8) // the answer is small
+		h[packet.IPv4TTLOff], h[packet.IPv4ProtoOff] = answerTTL, proto
+		clear(h[packet.IPv4ChecksumOff : packet.IPv4ChecksumOff+2])
 		s, d := src.As4(), dst.As4()
-		copy(h[12:16], s[:])
-		copy(h[16:20], d[:])
-		binary.BigEndian.PutUint16(h[10:], ^fold(sum(h)))
+		copy(h[packet.IPv4AddrsOff:], s[:])
+		copy(h[packet.IPv4AddrsOff+4:], d[:])
+		binary.BigEndian.PutUint16(h[packet.IPv4ChecksumOff:], ^packet.Fold(packet.Sum(h, 0)))
 		return packet.IPv4HeaderLen
 	}
 	h := b[:packet.IPv6HeaderLen]
-	binary.BigEndian.PutUint32(h[0:], 6<<28)
-	binary.BigEndian.PutUint16(h[4:], uint16(payload))
-	h[6], h[7] = proto, answerTTL
+	binary.BigEndian.PutUint32(h, 6<<28) // version; traffic class and flow label 0
+	binary.BigEndian.PutUint16(h[packet.IPv6PayloadLenOff:], uint16(payload))
+	h[packet.IPv6NextHeaderOff], h[packet.IPv6HopLimitOff] = proto, answerTTL
 	s, d := src.As16(), dst.As16()
-	copy(h[8:24], s[:])
-	copy(h[24:40], d[:])
+	copy(h[packet.IPv6AddrsOff:], s[:])
+	copy(h[packet.IPv6AddrsOff+16:], d[:])
 	return packet.IPv6HeaderLen
 }
 
 // pseudoSum is the unfolded sum of the pseudo-header of a transport
-// header of length n and protocol proto behind the IP header at the start
-// of b (RFC 793 3.1, RFC 8200 8.1).
-func pseudoSum(b []byte, v uint8, proto uint8, n int) uint32 {
-	addrs := b[12:20]
+// header of length n and protocol proto behind the IP header of version v
+// at the start of b (RFC 793 3.1, RFC 8200 8.1).
+func pseudoSum(b []byte, v uint8, proto uint8, n int) uint64 {
+	addrs := b[packet.IPv4AddrsOff : packet.IPv4AddrsOff+8]
 	if v == 6 {
-		addrs = b[8:40]
+		addrs = b[packet.IPv6AddrsOff : packet.IPv6AddrsOff+32]
 	}
-	return sum(addrs) + uint32(proto) + uint32(n)
-}
-
-// sum adds b as big-endian 16-bit words, the last byte padded with zero.
-func sum(b []byte) uint32 {
-	var s uint32
-	for len(b) >= 2 {
-		s += uint32(b[0])<<8 | uint32(b[1])
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		s += uint32(b[0]) << 8
-	}
-	return s
-}
-
-// fold folds a 32-bit sum into 16 bits with end-around carry.
-func fold(s uint32) uint16 {
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	return uint16(s)
+	return packet.Sum(addrs, uint64(proto)+uint64(n))
 }
