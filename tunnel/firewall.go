@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"net/netip"
 	"sync/atomic"
 
 	"github.com/overlay-node/overlay-node/conntrack"
@@ -56,13 +57,50 @@ func (a admitter) Admit(p packet.Packet, _ conntrack.Direction) (int, bool) {
 }
 
 // check reports whether packet h, held in b and seen in direction dir at
-// monotonic time now, passes, and counts the flow it may open.
-func (f *firewall) check(h *packet.Packet, b []byte, dir conntrack.Direction, now int64) bool {
+// monotonic time now, passes, and counts the flow it may open. run is the
+// calling goroutine's memory of the batch so far: a packet of the flow
+// the batch last passed as established, with nothing in it that changes
+// the flow's state, passes without the table. A super-packet's segments
+// and a GRO train are runs of one flow, so the table sees one packet of
+// each run instead of every one.
+func (f *firewall) check(run *flowRun, h *packet.Packet, b []byte, dir conntrack.Direction, now int64) bool {
+	if run.valid && run.tuple == tupleOf(h) && plainSegment(h) {
+		return true
+	}
 	v, rule := f.table.Check(h, b, dir, now)
 	if v == conntrack.PassNew && rule >= 0 && rule < len(f.flows) {
 		f.flows[rule].Add(1)
 	}
+	run.valid = v == conntrack.PassEstablished && plainSegment(h)
+	run.tuple = tupleOf(h)
 	return v.Pass()
+}
+
+// flowRun is what check remembers between the packets of one batch. The
+// packet paths reset it at the start of every batch, so the table still
+// sees every flow at least once a batch: idle timers are refreshed, and a
+// flow that a reload's rules deny is cut at its next batch.
+type flowRun struct {
+	valid bool      // tuple passed as an established flow in this batch
+	tuple flowTuple // the last packet's flow
+}
+
+// flowTuple is a packet's flow in one direction.
+type flowTuple struct {
+	src, dst     netip.Addr
+	proto        uint8
+	sport, dport uint16
+}
+
+func tupleOf(h *packet.Packet) flowTuple {
+	return flowTuple{h.Src, h.Dst, h.Proto, h.SrcPort, h.DstPort}
+}
+
+// plainSegment reports whether h is a packet whose verdict is its flow's:
+// ports but no fragmenting, and for TCP no flag that opens or closes.
+func plainSegment(h *packet.Packet) bool {
+	const stateFlags = packet.TCPFlagSYN | packet.TCPFlagFIN | packet.TCPFlagRST
+	return h.HasPorts && !h.IsFragment() && (h.Proto != packet.ProtoTCP || h.TCPFlags&stateFlags == 0)
 }
 
 // buildFirewall returns the firewall in force for fw, creating the

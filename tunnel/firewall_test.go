@@ -248,3 +248,46 @@ func TestFirewallReloadCuts(t *testing.T) {
 		t.Errorf("got %+v, want the firewall off", st)
 	}
 }
+
+// Within one batch the table sees a flow's first packet and then only
+// packets that change its state; the next batch sees it again.
+func TestFirewallRunSkipsTable(t *testing.T) {
+	a, b := newPair(t, nil)
+	now := a.dev.monotonic(time.Now())
+	deny := func() { a.setFirewall(t, Firewall{Policy: rulesFor(a, b, "9/udp")}) }
+
+	a.setFirewall(t, Firewall{Policy: rulesFor(a, b, "53/udp", "5432/tcp")})
+	fw := a.dev.peers.Load().fw
+	udp := udpPacket(a.addr, b.addr, 40000, 53, nil)
+	h, _ := packet.Parse(udp)
+	var run flowRun
+	for i, want := range []bool{true, true} { // opens, then established
+		if got := fw.check(&run, &h, udp, conntrack.Out, now); got != want {
+			t.Fatalf("udp packet %d: got %v, want %v", i, got, want)
+		}
+	}
+	deny() // the table now cuts the flow at its next look
+	if !fw.check(&run, &h, udp, conntrack.Out, now) {
+		t.Error("a packet of the established run went to the table")
+	}
+	run = flowRun{} // a new batch
+	if fw.check(&run, &h, udp, conntrack.Out, now) {
+		t.Error("a new batch passed a flow the rules no longer allow")
+	}
+
+	a.setFirewall(t, Firewall{Policy: rulesFor(a, b, "53/udp", "5432/tcp")})
+	fw, run = a.dev.peers.Load().fw, flowRun{}
+	for i, flags := range []uint8{packet.TCPFlagSYN, packet.TCPFlagACK} {
+		p := tcpPacket(a.addr, b.addr, 40001, 5432, flags, uint32(i), 0, nil)
+		h, _ := packet.Parse(p)
+		if !fw.check(&run, &h, p, conntrack.Out, now) {
+			t.Fatalf("tcp packet %d (flags %#x) denied", i, flags)
+		}
+	}
+	deny()
+	fin := tcpPacket(a.addr, b.addr, 40001, 5432, packet.TCPFlagFIN|packet.TCPFlagACK, 2, 0, nil)
+	h, _ = packet.Parse(fin)
+	if fw.check(&run, &h, fin, conntrack.Out, now) {
+		t.Error("a FIN passed on the run's verdict: it must go to the table")
+	}
+}

@@ -35,6 +35,7 @@ type sendScratch struct {
 	// rejects are the answers to denied packets, built in their buffers,
 	// for the TUN.
 	rejects [][]byte
+	fwRun   flowRun // the firewall's memory of the batch
 }
 
 // peerGroup is the packets of one batch bound for one peer.
@@ -106,6 +107,7 @@ func (d *Device) routeBatch(s *sendScratch, n int) {
 	}
 	s.groups = s.groups[:0]
 	s.rejects = s.rejects[:0]
+	s.fwRun = flowRun{}
 	for i := 0; i < n; i++ {
 		size := s.sizes[i]
 		if size == 0 {
@@ -125,7 +127,7 @@ func (d *Device) routeBatch(s *sendScratch, n int) {
 			p.drop(DropTooBig, 1)
 			continue
 		}
-		if fw != nil && !fw.check(&h, s.bufs[i][HeaderRoom:HeaderRoom+size], conntrack.Out, now) {
+		if fw != nil && !fw.check(&s.fwRun, &h, s.bufs[i][HeaderRoom:HeaderRoom+size], conntrack.Out, now) {
 			if fw.reject {
 				if m := rejectInPlace(s.bufs[i][HeaderRoom:], &h); m > 0 {
 					s.rejects = append(s.rejects, s.bufs[i][:HeaderRoom+m])

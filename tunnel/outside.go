@@ -45,6 +45,7 @@ type recvScratch struct {
 	items   []recvItem
 	tun     [][]byte
 	open    openTask
+	fwRun   flowRun // the firewall's memory of the batch
 }
 
 // newRecvScratch returns the scratch of a receive goroutine and a function
@@ -150,6 +151,7 @@ func (d *Device) deliver(s *recvScratch) {
 	if fw != nil {
 		fwNow = d.monotonic(now)
 	}
+	s.fwRun = flowRun{}
 	s.tun = s.tun[:0]
 	var run peerRun
 	for i := range s.items {
@@ -190,7 +192,7 @@ func (d *Device) deliver(s *recvScratch) {
 			p.drop(DropSourceNotAllowed, 1)
 			continue
 		}
-		if fw != nil && !fw.check(&h, it.plain, conntrack.In, fwNow) {
+		if fw != nil && !fw.check(&s.fwRun, &h, it.plain, conntrack.In, fwNow) {
 			p.drop(DropPolicy, 1)
 			continue
 		}
