@@ -44,8 +44,8 @@ type tunnelPair struct {
 	// responder is B's WireGuard public key, which the handshake flood
 	// computes MAC1 from; zero for an implementation the flood leaves out.
 	responder crypto.PublicKey
-	// servesDNS marks a pair whose B answers DNS for dnsDomain on its
-	// overlay address, which the DNS load measures.
+	// servesDNS marks a pair whose nodes answer DNS for dnsDomain on their
+	// overlay addresses, which the DNS load measures.
 	servesDNS bool
 }
 

@@ -18,52 +18,73 @@ const headerLen = 12
 // servers bounce packets forever). Over UDP the reply fits the client's
 // size, truncated (TC) if need be. It never panics on bad input.
 func (s *Server) respond(ctx context.Context, raw []byte, tcp bool) []byte {
+	q, reply, done := s.respondLocal(raw, tcp)
+	if done {
+		return reply
+	}
+	return s.respondForward(ctx, q)
+}
+
+// query is a parsed query that the zone does not answer, kept for
+// respondForward.
+type query struct {
+	req  *dns.Msg
+	size int      // the reply's size limit
+	opt  *dns.OPT // the query's EDNS0 record, or nil
+}
+
+// respondLocal is the part of respond that never waits: it parses raw and
+// answers from the zone. done is false when the name is outside the zone;
+// then q is for respondForward.
+func (s *Server) respondLocal(raw []byte, tcp bool) (q query, reply []byte, done bool) {
 	if len(raw) < headerLen || raw[2]&0x80 != 0 { // QR set: a response
 		s.stats.Malformed.Add(1)
-		return nil
+		return q, nil, true
 	}
 	req := new(dns.Msg)
 	if err := req.Unpack(raw); err != nil {
 		s.stats.Malformed.Add(1)
-		return s.pack(formErr(raw), minUDPSize, nil)
+		return q, s.pack(formErr(raw), minUDPSize, nil), true
 	}
 	if req.Opcode != dns.OpcodeQuery {
-		return s.pack(new(dns.Msg).SetRcode(req, dns.RcodeNotImplemented), minUDPSize, nil)
+		return q, s.pack(new(dns.Msg).SetRcode(req, dns.RcodeNotImplemented), minUDPSize, nil), true
 	}
 	if len(req.Question) != 1 {
 		s.stats.Malformed.Add(1)
-		return s.pack(new(dns.Msg).SetRcode(req, dns.RcodeFormatError), minUDPSize, nil)
+		return q, s.pack(new(dns.Msg).SetRcode(req, dns.RcodeFormatError), minUDPSize, nil), true
 	}
-	size := minUDPSize
-	opt := req.IsEdns0()
-	if opt != nil {
-		size = min(max(int(opt.UDPSize()), minUDPSize), maxUDPSize)
+	q = query{req: req, size: minUDPSize, opt: req.IsEdns0()}
+	if q.opt != nil {
+		q.size = min(max(int(q.opt.UDPSize()), minUDPSize), maxUDPSize)
 	}
 	if tcp {
-		size = dns.MaxMsgSize
+		q.size = dns.MaxMsgSize
 	}
-	q := req.Question[0]
-	s.stats.countType(q.Qtype)
+	question := req.Question[0]
+	s.stats.countType(question.Qtype)
 
 	start := time.Now()
-	latency := &s.stats.ZoneLatency
 	var m *dns.Msg
-	switch {
-	case q.Qclass != dns.ClassINET:
+	if question.Qclass != dns.ClassINET {
 		m = new(dns.Msg).SetRcode(req, dns.RcodeRefused)
-	default:
-		if r, ok := s.answer(q.Name, q.Qtype); ok {
-			m = new(dns.Msg).SetRcode(req, r.Rcode)
-			m.Authoritative = true
-			m.Answer, m.Ns, m.Extra = r.Answer, r.Ns, r.Extra
-		} else {
-			m = s.forward(ctx, req)
-			latency = &s.stats.ForwardLatency
-		}
+	} else if r, ok := s.answer(question.Name, question.Qtype); ok {
+		m = new(dns.Msg).SetRcode(req, r.Rcode)
+		m.Authoritative = true
+		m.Answer, m.Ns, m.Extra = r.Answer, r.Ns, r.Extra
+	} else {
+		return q, nil, false
 	}
-	out := s.pack(m, size, opt)
-	latency.observe(time.Since(start))
-	return out
+	reply = s.pack(m, q.size, q.opt)
+	s.stats.ZoneLatency.observe(time.Since(start))
+	return q, reply, true
+}
+
+// respondForward answers q, a name outside the zone, from the upstreams.
+func (s *Server) respondForward(ctx context.Context, q query) []byte {
+	start := time.Now()
+	reply := s.pack(s.forward(ctx, q.req), q.size, q.opt)
+	s.stats.ForwardLatency.observe(time.Since(start))
+	return reply
 }
 
 // answer answers from the zone; ok is false for a name outside it, or when

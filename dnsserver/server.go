@@ -18,6 +18,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+
 	"github.com/overlay-node/overlay-node/dnszone"
 )
 
@@ -28,9 +31,15 @@ const (
 	MaxForwards = 64
 	// ForwardTimeout bounds one exchange with one upstream.
 	ForwardTimeout = 2 * time.Second
-	// maxUDPQueries bounds the UDP queries being answered at once; more
+	// maxUDPForwards bounds the UDP queries being forwarded at once; more
 	// are dropped, and the client retries.
-	maxUDPQueries = 256
+	maxUDPForwards = 256
+	// udpBatch is how many UDP queries one read takes and how many replies
+	// one write sends.
+	udpBatch = 16
+	// maxUDPQuery is the longest UDP query read; a longer one is dropped
+	// and counted malformed (stubs send queries of a few hundred bytes).
+	maxUDPQuery = 4096
 	// maxTCPConns bounds the open TCP connections.
 	maxTCPConns = 128
 	// tcpIdle is how long a TCP connection may wait for its next query.
@@ -63,11 +72,11 @@ type Server struct {
 	upstreams atomic.Pointer[[]netip.AddrPort]
 	stats     Stats
 
-	forwards chan struct{} // semaphore: MaxForwards slots
-	udpSlots chan struct{} // semaphore: maxUDPQueries slots
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	forwards    chan struct{} // semaphore: MaxForwards slots
+	udpForwards chan struct{} // semaphore: maxUDPForwards slots
+	ctx         context.Context
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
 
 	mu        sync.Mutex // guards the fields below
 	listeners []listener
@@ -99,9 +108,9 @@ func New(cfg Config, z *dnszone.Zone) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		cfg: cfg, log: cfg.Logger,
-		forwards: make(chan struct{}, MaxForwards),
-		udpSlots: make(chan struct{}, maxUDPQueries),
-		ctx:      ctx, cancel: cancel,
+		forwards:    make(chan struct{}, MaxForwards),
+		udpForwards: make(chan struct{}, maxUDPForwards),
+		ctx:         ctx, cancel: cancel,
 		conns: make(map[net.Conn]bool),
 	}
 	s.zone.Store(z)
@@ -229,11 +238,21 @@ func (s *Server) closeLocked() {
 	}
 }
 
+// serveUDP answers the queries of one UDP socket: it reads them in batches
+// (recvmmsg on Linux), answers those of the zone at once and sends their
+// replies in one batch (sendmmsg), so a busy server makes two system calls
+// per batch rather than two per query. A name outside the zone is
+// forwarded in a goroutine of its own, since an upstream may take seconds.
 func (s *Server) serveUDP(u *net.UDPConn) {
 	defer s.wg.Done()
-	buf := make([]byte, 65535)
+	conn := batchConn(u)
+	in := make([]ipv4.Message, udpBatch)
+	for i := range in {
+		in[i].Buffers = [][]byte{make([]byte, maxUDPQuery+1)} // a byte more tells a longer one
+	}
+	out := make([]ipv4.Message, 0, udpBatch)
 	for {
-		n, from, err := u.ReadFromUDPAddrPort(buf)
+		n, err := conn.ReadBatch(in, 0)
 		if err != nil {
 			if s.ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
 				s.log.Warn("dns: udp read failed", "err", err)
@@ -241,20 +260,68 @@ func (s *Server) serveUDP(u *net.UDPConn) {
 			}
 			return
 		}
-		select {
-		case s.udpSlots <- struct{}{}:
-		default:
-			s.stats.Dropped.Add(1)
-			continue
-		}
-		query := append([]byte(nil), buf[:n]...)
-		s.wg.Add(1)
-		go func() {
-			defer func() { <-s.udpSlots; s.wg.Done() }()
-			if reply := s.respond(s.ctx, query, false); reply != nil {
-				u.WriteToUDPAddrPort(reply, from) //nolint:errcheck // the client retries
+		out = out[:0]
+		for i := range in[:n] {
+			m := &in[i]
+			if m.N > maxUDPQuery {
+				s.stats.Malformed.Add(1)
+				continue
 			}
-		}()
+			q, reply, done := s.respondLocal(m.Buffers[0][:m.N], false)
+			if done {
+				if reply != nil {
+					out = append(out, ipv4.Message{Buffers: [][]byte{reply}, Addr: m.Addr})
+				}
+				continue
+			}
+			s.forwardUDP(u, q, m.Addr)
+		}
+		writeAll(conn, out)
+	}
+}
+
+// forwardUDP answers q from the upstreams in a goroutine and sends the
+// reply to from. Beyond maxUDPForwards at once the query is dropped and the
+// client retries.
+func (s *Server) forwardUDP(u *net.UDPConn, q query, from net.Addr) {
+	select {
+	case s.udpForwards <- struct{}{}:
+	default:
+		s.stats.Dropped.Add(1)
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer func() { <-s.udpForwards; s.wg.Done() }()
+		if reply := s.respondForward(s.ctx, q); reply != nil {
+			u.WriteTo(reply, from) //nolint:errcheck // the client retries
+		}
+	}()
+}
+
+// udpBatchConn reads and writes batches of datagrams.
+type udpBatchConn interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
+// batchConn returns u's batch reader and writer for its address family.
+func batchConn(u *net.UDPConn) udpBatchConn {
+	if u.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap().Is4() {
+		return ipv4.NewPacketConn(u)
+	}
+	return ipv6.NewPacketConn(u)
+}
+
+// writeAll sends ms, in as many batches as the socket takes. A reply that
+// cannot be sent is lost, and its client retries.
+func writeAll(conn udpBatchConn, ms []ipv4.Message) {
+	for len(ms) > 0 {
+		n, err := conn.WriteBatch(ms, 0)
+		if err != nil {
+			n = max(n, 1) // skip the reply that failed (e.g. an unreachable client)
+		}
+		ms = ms[n:]
 	}
 }
 

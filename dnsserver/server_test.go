@@ -303,6 +303,7 @@ func TestMalformed(t *testing.T) {
 		{"response", response, -1},
 		{"cut", good[:len(good)-3], dns.RcodeFormatError},
 		{"two questions", two, dns.RcodeFormatError},
+		{"longer than a UDP query may be", append(slices.Clone(good), make([]byte, maxUDPQuery)...), -1},
 	}
 	buf := make([]byte, 2048)
 	for i, tt := range tests {
@@ -435,6 +436,53 @@ func latencyCount(l *Latency) uint64 {
 }
 
 // Answers from the zone and forwarded ones are timed apart.
+// TestBurst sends more queries than one batch takes, zone names and a
+// forwarded one mixed, before reading any reply: each is answered once,
+// with its own ID and answer.
+func TestBurst(t *testing.T) {
+	_, addr := start(t, testZone(t), upstream(t))
+	c, err := net.Dial("udp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const n = 3*udpBatch + 1
+	want := make(map[uint16]string) // ID: the answer's name
+	for i := range n {
+		name := "db1.mesh.internal."
+		if i == n/2 {
+			name = "www.example.org."
+		}
+		m := new(dns.Msg).SetQuestion(name, dns.TypeA)
+		m.Id = uint16(1000 + i)
+		raw, err := m.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write(raw); err != nil {
+			t.Fatal(err)
+		}
+		want[m.Id] = name
+	}
+	buf := make([]byte, 2048)
+	for range n {
+		c.SetReadDeadline(time.Now().Add(2 * time.Second)) //nolint:errcheck
+		k, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("%d replies missing: %v", len(want), err)
+		}
+		m := new(dns.Msg)
+		if err := m.Unpack(buf[:k]); err != nil {
+			t.Fatal(err)
+		}
+		name, ok := want[m.Id]
+		if !ok || len(m.Answer) != 1 || m.Answer[0].Header().Name != name {
+			t.Fatalf("reply %d (%v) does not answer a query still waiting for one", m.Id, m.Answer)
+		}
+		delete(want, m.Id)
+	}
+}
+
 func TestLatency(t *testing.T) {
 	s, addr := start(t, testZone(t), upstream(t))
 	dig(t, addr, "db1.mesh.internal", "A")
