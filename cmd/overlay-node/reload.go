@@ -30,7 +30,7 @@ func (n *node) reread() {
 // whose key is unchanged keep their sessions. A file re-read on SIGHUP, a
 // watched file that changed and a new etcd revision all come here.
 func (n *node) reload(snap meshsource.Snapshot) {
-	if err := n.tryReload(snap); err != nil {
+	if err := n.tryReload(&snap); err != nil {
 		var list config.ErrorList
 		if errors.As(err, &list) {
 			for _, e := range list {
@@ -42,7 +42,7 @@ func (n *node) reload(snap meshsource.Snapshot) {
 	}
 }
 
-func (n *node) tryReload(snap meshsource.Snapshot) error {
+func (n *node) tryReload(snap *meshsource.Snapshot) error {
 	next, err := n.load(snap)
 	if err != nil {
 		return err
@@ -54,7 +54,7 @@ func (n *node) tryReload(snap meshsource.Snapshot) error {
 		return err
 	}
 	n.fixed = next.fixed
-	n.applied(snap)
+	n.applied(*snap)
 	n.log.Info("mesh file reloaded", "mesh", next.info.Mesh, "source", next.info.Source,
 		"revision", next.info.Revision, "hash", next.info.ConfigHash, "peers", next.peers,
 		"rules", next.engine.Firewall.Policy.Rules(), "policy_hash", next.engine.Firewall.Policy.Hash())

@@ -148,9 +148,12 @@ func (n *node) joinAndRead(ctx context.Context, src *meshsource.Etcd, f upFlags)
 	return src.Read(ctx)
 }
 
-// load is loadState with what the node says about its source.
-func (n *node) load(snap meshsource.Snapshot) (*meshState, error) {
-	st, err := loadState(snap, n.key, n.iface)
+// load is loadState with what the node says about its source. It lets go
+// of snap's parsed mesh, which the state does not keep: held on to while
+// the services start, it would be most of a large mesh's footprint.
+func (n *node) load(snap *meshsource.Snapshot) (*meshState, error) {
+	st, err := loadState(*snap, n.key, n.iface)
+	snap.Mesh = nil
 	if err != nil {
 		return nil, err
 	}

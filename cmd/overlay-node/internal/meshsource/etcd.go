@@ -1,6 +1,7 @@
 package meshsource
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -174,7 +175,8 @@ func (e *Etcd) Read(ctx context.Context) (Snapshot, error) {
 	}
 	rev := resp.Header.Revision
 	name := fmt.Sprintf("etcd:%s%s@%d", e.prefix, meshKey, rev)
-	return Snapshot{Name: name, Data: compose(name, mesh[0].Value, members, e.log), Revision: rev}, nil
+	data, parsed := compose(name, mesh[0].Value, members, e.log)
+	return Snapshot{Name: name, Data: data, Mesh: parsed, Revision: rev}, nil
 }
 
 // Watch delivers the mesh on Updates each time it changes after current,
@@ -182,22 +184,27 @@ func (e *Etcd) Read(ctx context.Context) (Snapshot, error) {
 // change (one read for a burst of them), after a compaction, and after
 // etcd was unreachable; meanwhile the node keeps the mesh it has.
 func (e *Etcd) Watch(current Snapshot) {
+	rev := current.Revision // watch from here; 0: read afresh first
+	if current.Cached {
+		// Etcd did not answer at start: what it holds now may be much
+		// newer, or compacted away.
+		rev = 0
+	}
+	last := current.sum()
 	ctx, cancel := context.WithCancel(context.Background())
 	e.stop = cancel
 	e.stopped.Add(1)
 	go func() {
 		defer e.stopped.Done()
-		e.watch(ctx, current)
+		e.watch(ctx, rev, last)
 	}()
 }
 
-func (e *Etcd) watch(ctx context.Context, last Snapshot) {
-	rev := last.Revision // watch from here; 0: read afresh first
-	if last.Cached {
-		// Etcd did not answer at start: what it holds now may be much
-		// newer, or compacted away.
-		rev = 0
-	}
+// watch watches from rev, reading afresh first when rev is 0. last is the
+// sum of the mesh the node was last given: only the sum is kept, as the
+// mesh itself can be most of an idle node's memory, and the node holds
+// it already, parsed.
+func (e *Etcd) watch(ctx context.Context, rev int64, last digest) {
 	for ctx.Err() == nil {
 		if rev == 0 {
 			snap, err := e.readTimeout(ctx)
@@ -206,10 +213,7 @@ func (e *Etcd) watch(ctx context.Context, last Snapshot) {
 				sleep(ctx, retryDelay)
 				continue
 			}
-			if !snap.Same(last) {
-				offer(e.updates, snap)
-				last = snap
-			}
+			e.offerChanged(snap, &last)
 			rev = snap.Revision
 		}
 		reason := e.session(ctx, rev, &last)
@@ -222,9 +226,18 @@ func (e *Etcd) watch(ctx context.Context, last Snapshot) {
 	}
 }
 
+// offerChanged delivers snap unless it is the mesh last stands for, and
+// makes last stand for it.
+func (e *Etcd) offerChanged(snap Snapshot, last *digest) {
+	if sum := snap.sum(); sum != *last {
+		offer(e.updates, snap)
+		*last = sum
+	}
+}
+
 // session watches from rev+1 and delivers every change until the watch
 // is lost, and says why.
-func (e *Etcd) session(ctx context.Context, rev int64, last *Snapshot) string {
+func (e *Etcd) session(ctx context.Context, rev int64, last *digest) string {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
 	wch := e.cli.Watch(wctx, e.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
@@ -255,10 +268,7 @@ func (e *Etcd) session(ctx context.Context, rev int64, last *Snapshot) string {
 			if err != nil {
 				return err.Error()
 			}
-			if !snap.Same(*last) {
-				offer(e.updates, snap)
-				*last = snap
-			}
+			e.offerChanged(snap, last)
 		}
 	}
 }
@@ -304,13 +314,17 @@ func sleep(ctx context.Context, d time.Duration) {
 // that no member record can make a revision invalid. A pushed file that
 // is itself invalid is returned as it is, for the node to reject with its
 // positions.
-func compose(name string, pushed []byte, members []Member, log *slog.Logger) []byte {
+//
+// When members were added, compose has parsed the whole mesh to check
+// them, and returns it parsed too, so that the node does not parse it
+// again; otherwise the returned mesh is nil.
+func compose(name string, pushed []byte, members []Member, log *slog.Logger) ([]byte, *config.Mesh) {
 	if len(members) == 0 {
-		return pushed
+		return pushed, nil
 	}
 	mesh, err := config.Parse(name, pushed)
 	if err != nil {
-		return pushed
+		return pushed, nil
 	}
 	names := make(map[string]bool)
 	keys := make(map[string]bool)
@@ -341,16 +355,19 @@ func compose(name string, pushed []byte, members []Member, log *slog.Logger) []b
 	// bad key or endpoint) shows in the whole mesh, at the record's lines.
 	for {
 		data, lines := appendMembers(pushed, fit)
-		_, err := config.Parse(name, data)
+		mesh, err := config.Parse(name, data)
 		var list config.ErrorList
-		if err == nil || !errors.As(err, &list) {
-			return data
+		switch {
+		case err == nil:
+			return data, mesh
+		case !errors.As(err, &list):
+			return data, nil
 		}
 		bad := make(map[int]bool)
 		for _, e := range list {
 			i, _ := slices.BinarySearch(lines, e.Line+1)
 			if i == 0 || e.Line >= lines[len(lines)-1] {
-				return data // not a member's fault
+				return data, nil // not a member's fault
 			}
 			bad[i-1] = true
 			log.Warn("etcd: ignoring member: its record is invalid", "member", fit[i-1].Name, "err", e.Msg)
@@ -366,23 +383,29 @@ func compose(name string, pushed []byte, members []Member, log *slog.Logger) []b
 }
 
 // appendMembers returns pushed followed by the members' [[node]] tables,
-// and the line each table starts at, and, last, the line after them.
+// and the line each table starts at, and, last, the line after them. It
+// writes into one buffer sized up front: with many members this text is
+// most of what a read allocates.
 func appendMembers(pushed []byte, members []Member) ([]byte, []int) {
-	var b strings.Builder
-	b.Write(pushed)
-	if len(pushed) > 0 && pushed[len(pushed)-1] != '\n' {
-		b.WriteByte('\n')
+	size := len(pushed) + 1
+	for _, m := range members {
+		size += m.tomlSize()
 	}
-	line := strings.Count(b.String(), "\n") + 1
+	b := make([]byte, 0, size)
+	b = append(b, pushed...)
+	if len(pushed) > 0 && pushed[len(pushed)-1] != '\n' {
+		b = append(b, '\n')
+	}
+	line := bytes.Count(b, []byte("\n")) + 1
 	lines := make([]int, 0, len(members)+1)
 	for _, m := range members {
 		lines = append(lines, line)
-		start := b.Len()
-		m.writeTOML(&b)
-		line += strings.Count(b.String()[start:], "\n")
+		start := len(b)
+		b = m.appendTOML(b)
+		line += bytes.Count(b[start:], []byte("\n"))
 	}
 	lines = append(lines, line)
-	return []byte(b.String()), lines
+	return b, lines
 }
 
 // Client is the etcd client the source reads with.

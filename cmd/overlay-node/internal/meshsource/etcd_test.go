@@ -205,16 +205,27 @@ func TestComposeSkipsClashes(t *testing.T) {
 		{Name: "Bad_Name", PublicKey: testKey(t), Address: "10.100.1.5/24"}, // no DNS label
 		{Name: "e", PublicKey: "not a key", Address: "10.100.1.6/24"},
 	}
-	got, err := config.Parse("c", compose("c", []byte(pushed), members, quiet))
+	data, parsed := compose("c", []byte(pushed), members, quiet)
+	got, err := config.Parse("c", data)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if parsed == nil || len(parsed.Nodes) != len(got.Nodes) {
+		t.Errorf("compose returned %v parsed, want the %d nodes of its mesh", parsed, len(got.Nodes))
 	}
 	if len(got.Nodes) != 2 || got.Nodes[1].Name != "d" || got.Nodes[1].Keepalive == 0 {
 		t.Errorf("got %d nodes (%v), want n0 and d with a keepalive", len(got.Nodes), got.Nodes)
 	}
 }
 
-func parseMesh(s Snapshot) (*config.Mesh, error) { return config.Parse(s.Name, s.Data) }
+// parseMesh is the mesh s holds, as the node gets it: parsed already by
+// the source, or parsed now.
+func parseMesh(s Snapshot) (*config.Mesh, error) {
+	if s.Mesh != nil {
+		return s.Mesh, nil
+	}
+	return config.Parse(s.Name, s.Data)
+}
 
 // With etcd's client certificate authentication, a client with the
 // certificate pushes and reads; one without is refused.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -36,21 +37,43 @@ type Member struct {
 	Groups    []string `json:"groups,omitempty"`
 }
 
-// writeTOML writes m as a [[node]] table.
-func (m Member) writeTOML(b *strings.Builder) {
-	fmt.Fprintf(b, "\n# joined through etcd\n[[node]]\nname = %q\npublic_key = %q\naddress = %q\n", m.Name, m.PublicKey, m.Address)
+// appendTOML appends m as a [[node]] table to b. The values are quoted
+// as fmt's %q quotes them.
+func (m Member) appendTOML(b []byte) []byte {
+	b = append(b, "\n# joined through etcd\n[[node]]\nname = "...)
+	b = strconv.AppendQuote(b, m.Name)
+	b = append(b, "\npublic_key = "...)
+	b = strconv.AppendQuote(b, m.PublicKey)
+	b = append(b, "\naddress = "...)
+	b = strconv.AppendQuote(b, m.Address)
 	if m.Endpoint != "" {
-		fmt.Fprintf(b, "endpoint = %q\n", m.Endpoint)
+		b = append(b, "\nendpoint = "...)
+		b = strconv.AppendQuote(b, m.Endpoint)
 	} else {
-		fmt.Fprintf(b, "keepalive = %q\n", joinKeepalive)
+		b = append(b, "\nkeepalive = "...)
+		b = strconv.AppendQuote(b, joinKeepalive)
 	}
+	b = append(b, '\n')
 	if len(m.Groups) > 0 {
-		q := make([]string, len(m.Groups))
+		b = append(b, "groups = ["...)
 		for i, g := range m.Groups {
-			q[i] = fmt.Sprintf("%q", g)
+			if i > 0 {
+				b = append(b, ", "...)
+			}
+			b = strconv.AppendQuote(b, g)
 		}
-		fmt.Fprintf(b, "groups = [%s]\n", strings.Join(q, ", "))
+		b = append(b, "]\n"...)
 	}
+	return b
+}
+
+// tomlSize is about the length of m's [[node]] table, to size a buffer.
+func (m Member) tomlSize() int {
+	n := 96 + len(m.Name) + len(m.PublicKey) + len(m.Address) + len(m.Endpoint)
+	for _, g := range m.Groups {
+		n += len(g) + 4
+	}
+	return n
 }
 
 // Membership is a node's registration in a mesh kept in etcd: its record

@@ -4,8 +4,9 @@
 //
 // Every source hands the node the same thing, a [Snapshot]: the bytes of a
 // mesh file and a name for error positions. What follows is shared: the node
-// parses and validates the snapshot with config.Parse, finds itself in it and
-// applies it as a reload, all or nothing. So a new etcd revision is applied
+// parses and validates the snapshot with config.Parse (or takes the parse
+// the source made of those bytes, as etcd's does to check its members),
+// finds itself in it and applies it as a reload, all or nothing. So a new etcd revision is applied
 // exactly like a SIGHUP reload of a file, and a bad one is rejected whole.
 //
 // The package knows the mesh file's format (it imports config) but not the
@@ -13,8 +14,10 @@
 package meshsource
 
 import (
-	"bytes"
 	"context"
+	"crypto/sha256"
+
+	"github.com/overlay-node/overlay-node/config"
 )
 
 // A Snapshot is one version of the mesh as its source holds it.
@@ -25,6 +28,11 @@ type Snapshot struct {
 	// Data is the mesh file. For etcd it is the pushed file followed by a
 	// [[node]] table for every node that joined.
 	Data []byte
+	// Mesh is Data parsed by config.Parse under Name, when the source
+	// had to parse it anyway (etcd does, to leave out members that do not
+	// fit); nil otherwise. It spares the node parsing a large mesh twice.
+	// The source keeps no reference to it.
+	Mesh *config.Mesh
 	// Revision is the etcd revision the mesh was read at; 0 for a file.
 	Revision int64
 	// Cached reports whether the snapshot came from the cache on disk
@@ -32,8 +40,12 @@ type Snapshot struct {
 	Cached bool
 }
 
-// Same reports whether s and o hold the same mesh.
-func (s Snapshot) Same(o Snapshot) bool { return bytes.Equal(s.Data, o.Data) }
+// A digest stands for a mesh's bytes: what a watch keeps of the mesh it
+// last delivered, rather than a copy of it.
+type digest [sha256.Size]byte
+
+// sum is the digest of s's mesh.
+func (s Snapshot) sum() digest { return sha256.Sum256(s.Data) }
 
 // A Source is where the mesh comes from. Read may be called at any time
 // (start-up, SIGHUP); Updates delivers what the source noticed by itself.
