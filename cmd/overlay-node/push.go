@@ -13,8 +13,12 @@ import (
 
 const pushSynopsis = "push -c mesh.toml --etcd URLS [--prefix P] [--etcd-cert FILE --etcd-key FILE --etcd-ca FILE]"
 
-// pushTimeout bounds the whole push.
-const pushTimeout = 10 * time.Second
+// pushTimeout bounds the whole push; probeTimeout the probe that says why
+// etcd did not answer.
+const (
+	pushTimeout  = 10 * time.Second
+	probeTimeout = time.Second
+)
 
 // cmdPush validates a mesh file like check, then publishes it to etcd in
 // one transaction, for every node running with --etcd to apply.
@@ -40,7 +44,8 @@ func cmdPush(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cli, err := meshsource.Dial(meshsource.EtcdConfig{Endpoints: splitList(*urls), CertFile: *cert, KeyFile: *key, CAFile: *ca})
+	etcd := meshsource.EtcdConfig{Endpoints: splitList(*urls), CertFile: *cert, KeyFile: *key, CAFile: *ca}
+	cli, err := meshsource.Dial(etcd)
 	if err != nil {
 		return err
 	}
@@ -49,7 +54,10 @@ func cmdPush(args []string, stdout, stderr io.Writer) error {
 	defer cancel()
 	rev, err := meshsource.Push(ctx, cli, *prefix, data)
 	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%w: etcd at %s did not answer within %s (hint: check --etcd and that etcd runs; with TLS, pass --etcd-cert, --etcd-key and --etcd-ca)", err, *urls, pushTimeout)
+		probeCtx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+		defer cancel()
+		return fmt.Errorf("%w: etcd at %s did not answer within %s (hint: check --etcd and that etcd runs; with TLS, pass --etcd-cert, --etcd-key and --etcd-ca)",
+			meshsource.Explain(probeCtx, etcd, err), *urls, pushTimeout)
 	}
 	if err != nil {
 		return err

@@ -90,7 +90,8 @@ func (n *node) openSource(f upFlags) (meshsource.Snapshot, error) {
 		return src.Read(context.Background())
 	}
 	sf := f.source
-	cli, err := meshsource.Dial(meshsource.EtcdConfig{Endpoints: splitList(sf.etcd), CertFile: sf.cert, KeyFile: sf.key, CAFile: sf.ca})
+	etcd := meshsource.EtcdConfig{Endpoints: splitList(sf.etcd), CertFile: sf.cert, KeyFile: sf.key, CAFile: sf.ca}
+	cli, err := meshsource.Dial(etcd)
 	if err != nil {
 		return meshsource.Snapshot{}, err
 	}
@@ -119,6 +120,9 @@ func (n *node) openSource(f upFlags) (meshsource.Snapshot, error) {
 			n.closeSrc()
 			return snap, err
 		}
+		probeCtx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+		err = meshsource.Explain(probeCtx, etcd, err)
+		cancel()
 		cached, cerr := meshsource.ReadCache(n.cachePath)
 		if cerr != nil {
 			n.closeSrc()

@@ -68,13 +68,9 @@ type EtcdConfig struct {
 // Dial returns a client for cfg. It does not wait for etcd to answer:
 // the first request does.
 func Dial(cfg EtcdConfig) (*clientv3.Client, error) {
-	var tlsConfig *tls.Config
-	if cfg.CertFile != "" || cfg.KeyFile != "" || cfg.CAFile != "" {
-		info := transport.TLSInfo{CertFile: cfg.CertFile, KeyFile: cfg.KeyFile, TrustedCAFile: cfg.CAFile}
-		var err error
-		if tlsConfig, err = info.ClientConfig(); err != nil {
-			return nil, fmt.Errorf("etcd TLS: %w", err)
-		}
+	tlsConfig, err := cfg.tlsConfig()
+	if err != nil {
+		return nil, err
 	}
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   cfg.Endpoints,
@@ -97,6 +93,19 @@ func Dial(cfg EtcdConfig) (*clientv3.Client, error) {
 		return nil, fmt.Errorf("etcd %s: %w", strings.Join(cfg.Endpoints, ","), err)
 	}
 	return cli, nil
+}
+
+// tlsConfig is cfg's client TLS configuration, or nil for plain http.
+func (cfg EtcdConfig) tlsConfig() (*tls.Config, error) {
+	if cfg.CertFile == "" && cfg.KeyFile == "" && cfg.CAFile == "" {
+		return nil, nil
+	}
+	info := transport.TLSInfo{CertFile: cfg.CertFile, KeyFile: cfg.KeyFile, TrustedCAFile: cfg.CAFile}
+	c, err := info.ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("etcd TLS: %w", err)
+	}
+	return c, nil
 }
 
 // NormalPrefix returns prefix ending in exactly one slash.

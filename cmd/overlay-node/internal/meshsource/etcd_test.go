@@ -2,9 +2,11 @@ package meshsource
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -256,4 +258,44 @@ func TestEtcdTLS(t *testing.T) {
 		t.Fatal("push without a client certificate succeeded")
 	}
 	t.Logf("without a client certificate: %v", err)
+
+	// Probe names what the timed-out request could not.
+	full := EtcdConfig{Endpoints: []string{srv.URL}, CertFile: files.ClientCert, KeyFile: files.ClientKey, CAFile: files.CA}
+	if err := Probe(ctx(t), full); err != nil {
+		t.Errorf("probe with a client certificate: %v", err)
+	}
+	for _, tt := range []struct {
+		name string
+		cfg  EtcdConfig
+		want string
+	}{
+		{"no client certificate", EtcdConfig{Endpoints: []string{srv.URL}, CAFile: files.CA}, "refused this client"},
+		{"no CA", EtcdConfig{Endpoints: []string{srv.URL}, CertFile: files.ClientCert, KeyFile: files.ClientKey}, "certificate signed by unknown authority"},
+		{"plain http to TLS", EtcdConfig{Endpoints: []string{strings.Replace(srv.URL, "https", "http", 1)}}, ""},
+		{"nothing listening", EtcdConfig{Endpoints: []string{"http://" + deadAddr(t)}}, "connection refused"},
+	} {
+		err := Probe(ctx(t), tt.cfg)
+		t.Logf("probe, %s: %v", tt.name, err)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%s: probe: %v, want none (the TCP port answers)", tt.name, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("%s: probe: %v, want an error saying %q", tt.name, err, tt.want)
+		}
+	}
+	explained := Explain(ctx(t), EtcdConfig{Endpoints: []string{srv.URL}, CAFile: files.CA}, context.DeadlineExceeded)
+	if !errors.Is(explained, context.DeadlineExceeded) || !strings.Contains(explained.Error(), "refused this client") {
+		t.Errorf("Explain: %v, want the deadline and the refusal", explained)
+	}
+}
+
+// deadAddr returns a loopback address and port where nothing listens.
+func deadAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
 }
