@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -33,6 +34,11 @@ const (
 	dnsQueryTimeout = 200 * time.Millisecond
 )
 
+// dnsTargetRate is the rate issue 12 asks the node to answer at, with a
+// p99 of at most 2 ms: the saturated load must reach it, and the paced
+// load offers it.
+const dnsTargetRate float64 = 50000
+
 // dnsQueries are the names the load asks B for, in turn: both nodes, the
 // service's addresses and its SRV record, all answered from the zone.
 var dnsQueries = []struct {
@@ -54,10 +60,15 @@ type dnsResult struct {
 
 // dnsLoad sends queries from h to server's port 53 for secs seconds, from
 // dnsWorkers sockets opened in h's namespace, and returns the answered rate
-// and the latency percentiles. Before the load it checks, once per name,
+// and the latency percentiles. With rate 0 each worker sends its next query
+// as soon as the last is answered (the server's saturation); with a rate,
+// the workers together send rate queries per second on a fixed schedule,
+// and a query's latency counts from when the schedule said to send it, so
+// that a slow answer which delays the next query counts against both
+// (no coordinated omission). Before the load it checks, once per name,
 // that the full answer is what the zone holds; during it, that each reply
 // matches its query's ID and is a NOERROR answer with at least one record.
-func dnsLoad(h *nstest.Host, server netip.Addr, secs int) (dnsResult, error) {
+func dnsLoad(h *nstest.Host, server netip.Addr, secs int, rate float64) (dnsResult, error) {
 	dst := net.UDPAddrFromAddrPort(netip.AddrPortFrom(server, 53))
 	conns := make([]*net.UDPConn, dnsWorkers)
 	err := h.InNetns(func() error {
@@ -92,7 +103,11 @@ func dnsLoad(h *nstest.Host, server netip.Addr, secs int) (dnsResult, error) {
 	start := time.Now()
 	for w, c := range conns {
 		wg.Go(func() {
-			lat[w], lost[w], errs[w] = dnsWorker(c, uint16(w), deadline)
+			var interval time.Duration
+			if rate > 0 {
+				interval = time.Duration(float64(dnsWorkers) / rate * float64(time.Second))
+			}
+			lat[w], lost[w], errs[w] = dnsWorker(c, uint16(w), deadline, interval)
 		})
 	}
 	wg.Wait()
@@ -115,10 +130,12 @@ func dnsLoad(h *nstest.Host, server netip.Addr, secs int) (dnsResult, error) {
 
 // dnsWorker sends the queries of dnsQueries in turn on c until deadline, one
 // at a time, and returns the latency of each answered one and how many went
-// unanswered. IDs are the worker's number in the low byte and a counter in
-// the high one, so a late reply to an earlier query is told apart and
-// skipped.
-func dnsWorker(c *net.UDPConn, worker uint16, deadline time.Time) ([]time.Duration, int, error) {
+// unanswered. With an interval, query i is due at start + i × interval
+// (the worker starts at a random point of its first interval, so the
+// workers' queries spread out) and its latency counts from then. IDs are
+// the worker's number in the low byte and a counter in the high one, so a
+// late reply to an earlier query is told apart and skipped.
+func dnsWorker(c *net.UDPConn, worker uint16, deadline time.Time, interval time.Duration) ([]time.Duration, int, error) {
 	queries := make([][]byte, len(dnsQueries))
 	for i, q := range dnsQueries {
 		m := new(dns.Msg).SetQuestion(q.name, q.qtype)
@@ -131,11 +148,19 @@ func dnsWorker(c *net.UDPConn, worker uint16, deadline time.Time) ([]time.Durati
 	lat := make([]time.Duration, 0, 1<<16)
 	lost := 0
 	buf := make([]byte, 1500)
+	due := time.Now()
+	if interval > 0 {
+		due = due.Add(time.Duration(rand.Int64N(int64(interval))))
+	}
 	for seq := 0; time.Now().Before(deadline); seq++ {
 		q := queries[seq%len(queries)]
 		id := worker&0xff | uint16(seq)<<8
 		binary.BigEndian.PutUint16(q, id)
 		sent := time.Now()
+		if interval > 0 {
+			time.Sleep(time.Until(due))
+			sent, due = due, due.Add(interval)
+		}
 		if _, err := c.Write(q); err != nil {
 			return nil, 0, err
 		}

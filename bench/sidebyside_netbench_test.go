@@ -234,18 +234,21 @@ func measureRound(t *testing.T, p *vethPair, tp *tunnelPair, secs int) sample {
 	// After the RSS, which compares daemons that do the same work.
 	if tp.servesDNS {
 		// From A's namespace to A's own overlay address, as a container
-		// asks the node of its host; then to B's, through the tunnel.
+		// asks the node of its host: as fast as it answers, then at the
+		// target's rate; then to B's, through the tunnel.
 		for _, to := range []struct {
 			server        netip.Addr
+			rate          float64
 			qps, p50, p99 string
-			where         string
+			what          string
 		}{
-			{overlayA.Addr(), mDNSQPS, mDNSP50, mDNSP99, "own node"},
-			{overlayB.Addr(), mDNSPeerQPS, "", mDNSPeerP99, "peer through the tunnel"},
+			{overlayA.Addr(), 0, mDNSQPS, "", mDNSP99, "own node, saturated"},
+			{overlayA.Addr(), dnsTargetRate, mDNSPacedQPS, mDNSPacedP50, mDNSPacedP99, fmt.Sprintf("own node, %.0f/s offered", dnsTargetRate)},
+			{overlayB.Addr(), 0, mDNSPeerQPS, "", mDNSPeerP99, "peer through the tunnel, saturated"},
 		} {
-			r, err := dnsLoad(p.A, to.server, secs)
+			r, err := dnsLoad(p.A, to.server, secs, to.rate)
 			if err != nil {
-				fail("DNS load to the "+to.where, err)
+				fail("DNS load to the "+to.what, err)
 				continue
 			}
 			s[to.qps], s[to.p99] = r.qps, float64(r.p99)/1e6
@@ -253,7 +256,7 @@ func measureRound(t *testing.T, p *vethPair, tp *tunnelPair, secs int) sample {
 				s[to.p50] = float64(r.p50) / 1e6
 			}
 			t.Logf("dns to the %s: %d queries answered (%.0f/s), %d lost; p50 %v, p99 %v, %d outstanding at most",
-				to.where, r.answered, r.qps, r.lost, r.p50, r.p99, dnsWorkers)
+				to.what, r.answered, r.qps, r.lost, r.p50, r.p99, dnsWorkers)
 		}
 	}
 
