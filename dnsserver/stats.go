@@ -20,7 +20,7 @@ type Stats struct {
 	ForwardFailures atomic.Uint64     // forwards answered SERVFAIL: every upstream failed, or too many in flight
 	Malformed       atomic.Uint64     // queries that did not parse, or were responses: answered FORMERR or dropped
 	Truncated       atomic.Uint64     // UDP replies cut to the client's size, with TC set
-	Dropped         atomic.Uint64     // queries not answered for lack of room: UDP queries or TCP connections over their bound
+	Dropped         atomic.Uint64     // queries not answered for lack of room: UDP forwards or TCP connections over their bound
 	ZoneLatency     Latency           // time to answer a query from the zone, from parse to packed reply
 	ForwardLatency  Latency           // time to answer a forwarded query, upstream round trips included
 }
