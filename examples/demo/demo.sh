@@ -5,13 +5,16 @@
 #   lan      a host on c's site LAN (192.168.60.0/24), advertised by c
 #   ca1 ca2  containers on a (172.20.1.0/24), attached by overlay-node-cni
 #   cb1 cb2  containers on b (172.20.2.0/24)
+#   d        a host that joins the mesh by itself (--join), when etcd is installed
 #
-# Shows pings across the mesh, to the site host and between containers on
-# different hosts, service discovery (DNS names of nodes and services), a TCP
-# transfer, what each node reports, metrics, ping and doctor, and the
-# verdicts of a segmentation rule set. Everything it creates is
-# removed on exit, Ctrl-C or failure. Needs root, iproute2, ping, iperf3 and
-# dig (make deps).
+# With etcd installed (make deps), the mesh file is pushed to an etcd on a
+# and the nodes run from it; otherwise they read the file. Shows pings
+# across the mesh, to the site host and between containers on different
+# hosts, service discovery (DNS names of nodes and services), a TCP transfer,
+# what each node reports, metrics, ping and doctor, the verdicts of a
+# segmentation rule set, and a host joining and leaving. Everything it
+# creates is removed on exit, Ctrl-C or failure. Needs root, iproute2, ping,
+# iperf3 and dig, and uses etcd if present (make deps).
 set -euo pipefail
 
 BIN=${BIN:-$(cd "$(dirname "$0")/../.." && pwd)/bin/overlay-node}
@@ -29,11 +32,11 @@ cleanup() {
 	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
 	for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
 	# Anything else still running in our namespaces (iperf3 servers, say).
-	for ns in a b c lan sw $CONTAINERS; do
+	for ns in a b c d lan sw $CONTAINERS; do
 		pids=$(ip netns pids "$P-$ns" 2>/dev/null)
 		[ -n "$pids" ] && kill $pids 2>/dev/null
 	done
-	for ns in a b c lan sw $CONTAINERS; do ip netns del "$P-$ns" 2>/dev/null; done
+	for ns in a b c d lan sw $CONTAINERS; do ip netns del "$P-$ns" 2>/dev/null; done
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -47,12 +50,15 @@ for tool in ip ping iperf3 dig; do
 	command -v $tool >/dev/null || { echo "demo: $tool missing: run 'make deps'" >&2; exit 1; }
 done
 
+ETCD=$(command -v etcd || true)
+ETCD_URL=http://192.168.50.1:2379
+
 step "namespaces: a, b, c on a switch; lan behind c"
 ip netns add "$P-sw"
 ip -n "$P-sw" link add br0 type bridge
 ip -n "$P-sw" link set br0 up
 i=1
-for n in a b c; do
+for n in a b c d; do
 	ip netns add "$P-$n"
 	ip -n "$P-$n" link set lo up
 	ip link add "$P-$n" type veth peer name "$P-$n-sw"
@@ -77,7 +83,7 @@ in_ns c sysctl -qw net.ipv4.ip_forward=1
 
 step "keys and one mesh.toml for all three"
 umask 077
-for n in a b c; do
+for n in a b c d; do
 	"$BIN" genkey >"$WORK/$n.key"
 	eval "PUB_$n=\$(\"$BIN\" pubkey <\"$WORK/$n.key\")"
 done
@@ -87,6 +93,7 @@ name = "demo"
 port = 51820
 domain = "demo.internal"   # every node answers DNS for it on its overlay address
 dns_upstream = []          # names outside the domain: refused (there is no Internet here)
+pool = "10.100.0.128/25"   # addresses for hosts that join by themselves (up --join)
 
 [[node]]
 name = "a"
@@ -118,12 +125,27 @@ TOML
 cat "$WORK/mesh.toml"
 "$BIN" check -c "$WORK/mesh.toml"
 
+SOURCE=(-c "$WORK/mesh.toml")
+if [ -n "$ETCD" ]; then
+	step "the mesh in etcd: start etcd on a, push the file"
+	in_ns a "$ETCD" --name demo --data-dir "$WORK/etcd" --log-level error \
+		--listen-client-urls "$ETCD_URL" --advertise-client-urls "$ETCD_URL" \
+		--listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+		--initial-cluster demo=http://127.0.0.1:2380 >"$WORK/etcd.log" 2>&1 &
+	PIDS+=($!)
+	for _ in $(seq 50); do
+		in_ns a "$BIN" push -c "$WORK/mesh.toml" --etcd "$ETCD_URL" 2>/dev/null && break
+		sleep 0.2
+	done
+fi
+
 step "start overlay-node on a, b and c"
 for n in a b c; do
+	[ -n "$ETCD" ] && SOURCE=(--etcd "$ETCD_URL" --cache "$WORK/$n.cache")
 	# Interface names differ only because all namespaces share one
 	# /var/run/wireguard; on real hosts every node can use the default.
 	# ip netns exec execs the daemon, so $! is the daemon's own PID.
-	ip netns exec "$P-$n" "$BIN" up -c "$WORK/mesh.toml" -k "$WORK/$n.key" --interface "ovl-$P-$n" \
+	ip netns exec "$P-$n" "$BIN" up "${SOURCE[@]}" -k "$WORK/$n.key" --interface "ovl-$P-$n" \
 		--metrics 127.0.0.1:9586 >"$WORK/$n.log" 2>&1 &
 	PIDS+=($!)
 done
@@ -213,6 +235,28 @@ step "segmentation: what a rule set would decide (examples/segmentation)"
 SEG=$(cd "$(dirname "$0")/../segmentation" && pwd)/mesh.toml
 "$BIN" policy why -c "$SEG" web1 db1 5432/tcp
 "$BIN" policy why -c "$SEG" db1 web1 5432/tcp
+
+if [ -n "$ETCD" ]; then
+	step "membership: host d joins by itself, takes the lowest free pool address, and leaves"
+	ip netns exec "$P-d" "$BIN" up --etcd "$ETCD_URL" --cache "$WORK/d.cache" -k "$WORK/d.key" \
+		--interface "ovl-$P-d" --join d --endpoint 192.168.50.4:51820 >"$WORK/d.log" 2>&1 &
+	DPID=$!
+	PIDS+=($DPID)
+	for _ in $(seq 50); do grep -q '"node up"' "$WORK/d.log" && break; sleep 0.1; done
+	grep '"joined the mesh"' "$WORK/d.log" | sed 's/^.*msg=//'
+	for _ in $(seq 50); do
+		in_ns a "$BIN" status --interface "ovl-$P-a" | grep -q '^d ' && break
+		sleep 0.1
+	done
+	d_addr=$(in_ns d ip -4 -o addr show dev "ovl-$P-d" | awk '{print $4}' | cut -d/ -f1)
+	printf 'd -> a: '; in_ns d ping -c 3 -i 0.2 -W 2 -q 10.100.0.1 | tail -1
+	printf 'a -> d (%s): ' "$d_addr"; in_ns a ping -c 3 -i 0.2 -W 2 -q "$d_addr" | tail -1
+	in_ns a "$BIN" status --interface "ovl-$P-a"
+	kill "$DPID"; wait "$DPID" 2>/dev/null || true
+	sleep 1
+	echo "after d stopped (it gave its lease back):"
+	in_ns a "$BIN" status --interface "ovl-$P-a"
+fi
 
 step "logs of node c"
 cat "$WORK/c.log"
