@@ -199,7 +199,7 @@ func (e *Etcd) Watch(current Snapshot) {
 		// newer, or compacted away.
 		rev = 0
 	}
-	last := current.sum()
+	last := current.Revision
 	ctx, cancel := context.WithCancel(context.Background())
 	e.stop = cancel
 	e.stopped.Add(1)
@@ -210,10 +210,8 @@ func (e *Etcd) Watch(current Snapshot) {
 }
 
 // watch watches from rev, reading afresh first when rev is 0. last is the
-// sum of the mesh the node was last given: only the sum is kept, as the
-// mesh itself can be most of an idle node's memory, and the node holds
-// it already, parsed.
-func (e *Etcd) watch(ctx context.Context, rev int64, last digest) {
+// revision of the mesh the node was last given.
+func (e *Etcd) watch(ctx context.Context, rev int64, last int64) {
 	for ctx.Err() == nil {
 		if rev == 0 {
 			snap, err := e.readTimeout(ctx)
@@ -235,18 +233,21 @@ func (e *Etcd) watch(ctx context.Context, rev int64, last digest) {
 	}
 }
 
-// offerChanged delivers snap unless it is the mesh last stands for, and
-// makes last stand for it.
-func (e *Etcd) offerChanged(snap Snapshot, last *digest) {
-	if sum := snap.sum(); sum != *last {
+// offerChanged delivers snap unless it was read at revision last, the
+// revision of the mesh the node was last given, and makes last snap's.
+// A new revision is delivered even when its mesh is the same, so that the
+// revision in force is etcd's: a node that started from its cache at
+// revision 3 runs revision 5 once it reads it, though 5 re-pushed 3.
+func (e *Etcd) offerChanged(snap Snapshot, last *int64) {
+	if snap.Revision != *last {
 		offer(e.updates, snap)
-		*last = sum
+		*last = snap.Revision
 	}
 }
 
 // session watches from rev+1 and delivers every change until the watch
 // is lost, and says why.
-func (e *Etcd) session(ctx context.Context, rev int64, last *digest) string {
+func (e *Etcd) session(ctx context.Context, rev int64, last *int64) string {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
 	wch := e.cli.Watch(wctx, e.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))

@@ -1,6 +1,7 @@
 package meshsource
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -124,6 +125,38 @@ func TestEtcdReadWatch(t *testing.T) {
 	rev, _ = Push(ctx(t), cli, "/t", []byte(testMesh(t, 5)))
 	if s := next(t, src, time.Second); s.Revision != rev {
 		t.Fatalf("after reconnect: revision %d, want %d", s.Revision, rev)
+	}
+}
+
+// A node that started from its cache runs etcd's revision once it reads
+// it, also when that revision re-pushed the cached mesh unchanged; a
+// re-read of the revision it runs is not delivered again.
+func TestEtcdWatchFromCacheTakesNewRevision(t *testing.T) {
+	srv := etcdtest.Start(t)
+	cli := dial(t, srv)
+	mesh := []byte(testMesh(t, 2))
+	if _, err := Push(ctx(t), cli, "/t", mesh); err != nil {
+		t.Fatal(err)
+	}
+	src := NewEtcd(cli, "/t", quiet)
+	cached, err := src.Read(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cached.Cached = true
+	rev, err := Push(ctx(t), cli, "/t", mesh) // the same mesh again
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.Watch(cached)
+	defer src.Close()
+	if s := next(t, src, 5*time.Second); s.Revision != rev || !bytes.Equal(s.Data, cached.Data) {
+		t.Fatalf("got revision %d, want %d with the same mesh", s.Revision, rev)
+	}
+	select {
+	case s := <-src.Updates():
+		t.Fatalf("revision %d delivered again", s.Revision)
+	case <-time.After(ProbeInterval + time.Second):
 	}
 }
 

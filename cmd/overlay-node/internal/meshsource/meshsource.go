@@ -15,7 +15,6 @@ package meshsource
 
 import (
 	"context"
-	"crypto/sha256"
 
 	"github.com/overlay-node/overlay-node/config"
 )
@@ -39,13 +38,6 @@ type Snapshot struct {
 	// rather than from etcd itself.
 	Cached bool
 }
-
-// A digest stands for a mesh's bytes: what a watch keeps of the mesh it
-// last delivered, rather than a copy of it.
-type digest [sha256.Size]byte
-
-// sum is the digest of s's mesh.
-func (s Snapshot) sum() digest { return sha256.Sum256(s.Data) }
 
 // A Source is where the mesh comes from. Read may be called at any time
 // (start-up, SIGHUP); Updates delivers what the source noticed by itself.
