@@ -17,9 +17,13 @@ import (
 )
 
 // TLSFiles are the PEM files of a server started with StartTLS: the CA
-// that signed both certificates, and a client certificate it accepts.
+// that signed the certificates, and client certificates it accepts. With
+// etcd's authentication on, a client certificate's common name is its
+// user: node for ClientCert, admin and root for the others.
 type TLSFiles struct {
 	CA, ClientCert, ClientKey string
+	AdminCert, AdminKey       string
+	RootCert, RootKey         string
 	serverCert, serverKey     string
 }
 
@@ -54,18 +58,25 @@ func writeCerts(t testing.TB, dir string) TLSFiles {
 		c.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
 		c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
 	})
-	cliKey, cliCert := newCert(t, "node", caKey, caCert, func(c *x509.Certificate) {
-		c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	})
 	f := TLSFiles{
-		CA: filepath.Join(dir, "ca.crt"), ClientCert: filepath.Join(dir, "node.crt"), ClientKey: filepath.Join(dir, "node.key"),
+		CA:         filepath.Join(dir, "ca.crt"),
 		serverCert: filepath.Join(dir, "server.crt"), serverKey: filepath.Join(dir, "server.key"),
 	}
 	writePEM(t, f.CA, "CERTIFICATE", caCert.Raw)
 	writePEM(t, f.serverCert, "CERTIFICATE", srvCert.Raw)
-	writePEM(t, f.ClientCert, "CERTIFICATE", cliCert.Raw)
 	writeKey(t, f.serverKey, srvKey)
-	writeKey(t, f.ClientKey, cliKey)
+	client := func(cn string) (certFile, keyFile string) {
+		key, cert := newCert(t, cn, caKey, caCert, func(c *x509.Certificate) {
+			c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+		})
+		certFile, keyFile = filepath.Join(dir, cn+".crt"), filepath.Join(dir, cn+".key")
+		writePEM(t, certFile, "CERTIFICATE", cert.Raw)
+		writeKey(t, keyFile, key)
+		return certFile, keyFile
+	}
+	f.ClientCert, f.ClientKey = client("node")
+	f.AdminCert, f.AdminKey = client("admin")
+	f.RootCert, f.RootKey = client("root")
 	return f
 }
 

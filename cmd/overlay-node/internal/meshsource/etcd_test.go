@@ -322,6 +322,83 @@ func TestEtcdTLS(t *testing.T) {
 	}
 }
 
+// The access control of docs/etcd.md, on a real etcd with client
+// certificates as users: an operator (admin) may push; a node may read
+// the mesh and join, but not push.
+func TestEtcdRBAC(t *testing.T) {
+	srv, files := etcdtest.StartTLS(t)
+	as := func(cert, key string) *clientv3.Client {
+		cli, err := Dial(EtcdConfig{Endpoints: []string{srv.URL}, CertFile: cert, KeyFile: key, CAFile: files.CA})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cli.Close() })
+		return cli
+	}
+	root, admin, node := as(files.RootCert, files.RootKey), as(files.AdminCert, files.AdminKey), as(files.ClientCert, files.ClientKey)
+
+	const prefix = "/t/"
+	grant := func(role string, perm clientv3.PermissionType, key string, prefixOf bool) {
+		end := ""
+		if prefixOf {
+			end = clientv3.GetPrefixRangeEnd(key)
+		}
+		if _, err := root.RoleGrantPermission(ctx(t), role, key, end, perm); err != nil {
+			t.Fatalf("grant %s %s: %v", role, key, err)
+		}
+	}
+	for _, step := range []func() error{
+		func() error {
+			_, err := root.UserAddWithOptions(ctx(t), "root", "", &clientv3.UserAddOptions{NoPassword: true})
+			return err
+		},
+		func() error { _, err := root.UserGrantRole(ctx(t), "root", "root"); return err },
+		func() error { _, err := root.RoleAdd(ctx(t), "mesh-admin"); return err },
+		func() error { _, err := root.RoleAdd(ctx(t), "mesh-node"); return err },
+		func() error {
+			_, err := root.UserAddWithOptions(ctx(t), "admin", "", &clientv3.UserAddOptions{NoPassword: true})
+			return err
+		},
+		func() error {
+			_, err := root.UserAddWithOptions(ctx(t), "node", "", &clientv3.UserAddOptions{NoPassword: true})
+			return err
+		},
+		func() error { _, err := root.UserGrantRole(ctx(t), "admin", "mesh-admin"); return err },
+		func() error { _, err := root.UserGrantRole(ctx(t), "node", "mesh-node"); return err },
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grant("mesh-admin", clientv3.PermissionType(clientv3.PermReadWrite), prefix+meshKey, false)
+	grant("mesh-node", clientv3.PermissionType(clientv3.PermRead), prefix, true)
+	grant("mesh-node", clientv3.PermissionType(clientv3.PermReadWrite), prefix+membersDir, true)
+	grant("mesh-node", clientv3.PermissionType(clientv3.PermReadWrite), prefix+poolDir, true)
+	if _, err := root.AuthEnable(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+
+	rev, err := Push(ctx(t), admin, prefix, []byte(testMesh(t, 1)))
+	if err != nil {
+		t.Fatalf("push as admin: %v", err)
+	}
+	if _, err := Push(ctx(t), node, prefix, []byte(testMesh(t, 2))); err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("push as node: %v, want permission denied", err)
+	}
+	m, err := Join(ctx(t), node, prefix, Member{Name: "joiner", PublicKey: testKey(t)}, 5*time.Second, quiet)
+	if err != nil {
+		t.Fatalf("join as node: %v", err)
+	}
+	defer m.Leave(ctx(t))
+	s, err := NewEtcd(node, prefix, quiet).Read(ctx(t))
+	if err != nil {
+		t.Fatalf("read as node: %v", err)
+	}
+	if s.Revision <= rev || !strings.Contains(string(s.Data), `name = "joiner"`) {
+		t.Errorf("read as node at revision %d (push at %d): want the joined member in:\n%s", s.Revision, rev, s.Data)
+	}
+}
+
 // deadAddr returns a loopback address and port where nothing listens.
 func deadAddr(t *testing.T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
