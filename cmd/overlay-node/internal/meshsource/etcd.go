@@ -193,25 +193,25 @@ func (e *Etcd) Read(ctx context.Context) (Snapshot, error) {
 // change (one read for a burst of them), after a compaction, and after
 // etcd was unreachable; meanwhile the node keeps the mesh it has.
 func (e *Etcd) Watch(current Snapshot) {
-	rev := current.Revision // watch from here; 0: read afresh first
-	if current.Cached {
-		// Etcd did not answer at start: what it holds now may be much
-		// newer, or compacted away.
-		rev = 0
-	}
-	last := current.Revision
 	ctx, cancel := context.WithCancel(context.Background())
 	e.stop = cancel
 	e.stopped.Add(1)
 	go func() {
 		defer e.stopped.Done()
-		e.watch(ctx, rev, last)
+		e.watch(ctx, current)
 	}()
 }
 
-// watch watches from rev, reading afresh first when rev is 0. last is the
-// revision of the mesh the node was last given.
-func (e *Etcd) watch(ctx context.Context, rev int64, last int64) {
+// watch watches from current's revision, or reads afresh first when
+// current came from the cache.
+func (e *Etcd) watch(ctx context.Context, current Snapshot) {
+	last := current.Revision // of the mesh the node was last given
+	rev := current.Revision  // watch from here; 0: read afresh first
+	if current.Cached {
+		// Etcd did not answer at start: what it holds now may be much
+		// newer, or compacted away.
+		rev = 0
+	}
 	for ctx.Err() == nil {
 		if rev == 0 {
 			snap, err := e.readTimeout(ctx)
