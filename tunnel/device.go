@@ -188,7 +188,6 @@ func (d *Device) newPeer(p *Peer, pc *PeerConfig) error {
 		ep := pc.Endpoint
 		p.endpoint.Store(&ep)
 	}
-	p.initTimers()
 	return nil
 }
 

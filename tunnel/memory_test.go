@@ -31,7 +31,7 @@ func TestIdlePeerHeap(t *testing.T) {
 		}
 		return
 	}
-	const n, budget = 10000, 1536 // bytes of Go heap per idle peer
+	const n, budget = 10000, 1024 // bytes of Go heap per idle peer
 	peers := make([]PeerConfig, n)
 	for i := range peers {
 		peers[i] = PeerConfig{

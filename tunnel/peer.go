@@ -212,6 +212,11 @@ func (p *Peer) stage(pkts [][]byte) {
 
 // drop counts a drop against this peer and the device.
 func (p *Peer) drop(r DropReason, n uint64) {
-	p.counters.drops.add(r, n)
+	c := p.counters.drops.Load()
+	if c == nil {
+		p.counters.drops.CompareAndSwap(nil, new(dropCounters))
+		c = p.counters.drops.Load()
+	}
+	c.add(r, n)
 	p.device.drops.add(r, n)
 }

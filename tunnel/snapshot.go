@@ -78,7 +78,9 @@ func (d *Device) Snapshot() Stats {
 			HandshakesCompleted:   p.counters.handshakesCompleted.Load(),
 			HandshakesFailed:      p.counters.handshakesFailed.Load(),
 			UnansweredInitiations: p.counters.unansweredInitiations.Load(),
-			Drops:                 p.counters.drops.snapshot(),
+		}
+		if c := p.counters.drops.Load(); c != nil {
+			ps.Drops = c.snapshot()
 		}
 		if ep := p.loadEndpoint(); ep != nil {
 			ps.Endpoint = *ep

@@ -14,16 +14,16 @@ import (
 // protoTimer is a Clock timer that knows whether it is pending. The
 // underlying timer is created the first time it is armed: most peers of a
 // large mesh are idle and never arm most of their timers, and five timers
-// per peer would be most of an idle peer's memory.
+// per peer would be most of an idle peer's memory. It holds no pointer back
+// to its peer or its kind: the Peer methods below take the kind, which
+// keeps an idle peer small.
 type protoTimer struct {
 	mu      sync.Mutex
-	peer    *Peer
-	kind    timerKind
-	t       Timer // nil until first armed
 	pending bool
+	t       Timer // nil until first armed
 }
 
-// timerKind names which expiry handler a protoTimer runs.
+// timerKind names a peer's timer and the expiry handler it runs.
 type timerKind uint8
 
 const (
@@ -32,17 +32,16 @@ const (
 	timerNewHandshake
 	timerZeroKeyMaterial
 	timerPersistentKeepalive
+	numTimerKinds
 )
 
-func (pt *protoTimer) init(p *Peer, k timerKind) { pt.peer, pt.kind = p, k }
-
-// expire runs on the clock's goroutine when the timer fires.
-func (pt *protoTimer) expire() {
+// expireTimer runs on the clock's goroutine when timer k fires.
+func (p *Peer) expireTimer(k timerKind) {
+	pt := &p.timers.of[k]
 	pt.mu.Lock()
 	pt.pending = false
 	pt.mu.Unlock()
-	p := pt.peer
-	switch pt.kind {
+	switch k {
 	case timerRetransmitHandshake:
 		p.expiredRetransmitHandshake()
 	case timerSendKeepalive:
@@ -56,23 +55,28 @@ func (pt *protoTimer) expire() {
 	}
 }
 
-func (pt *protoTimer) mod(d time.Duration) {
+// modTimer (re)starts timer k for d.
+func (p *Peer) modTimer(k timerKind, d time.Duration) {
+	pt := &p.timers.of[k]
 	pt.mu.Lock()
-	pt.armLocked(d)
+	p.armLocked(k, d)
 	pt.mu.Unlock()
 }
 
-// armLocked (re)starts the timer for d; pt.mu must be held.
-func (pt *protoTimer) armLocked(d time.Duration) {
+// armLocked (re)starts timer k for d; its mu must be held.
+func (p *Peer) armLocked(k timerKind, d time.Duration) {
+	pt := &p.timers.of[k]
 	pt.pending = true
 	if pt.t == nil {
-		pt.t = pt.peer.device.clock.AfterFunc(d, pt.expire)
+		pt.t = p.device.clock.AfterFunc(d, func() { p.expireTimer(k) })
 	} else {
 		pt.t.Reset(d)
 	}
 }
 
-func (pt *protoTimer) del() {
+// delTimer stops timer k.
+func (p *Peer) delTimer(k timerKind) {
+	pt := &p.timers.of[k]
 	pt.mu.Lock()
 	pt.pending = false
 	if pt.t != nil {
@@ -81,24 +85,21 @@ func (pt *protoTimer) del() {
 	pt.mu.Unlock()
 }
 
-// modIfIdle arms the timer for d unless it is already pending, and
+// modTimerIfIdle arms timer k for d unless it is already pending, and
 // reports whether it did, under one lock.
-func (pt *protoTimer) modIfIdle(d time.Duration) bool {
+func (p *Peer) modTimerIfIdle(k timerKind, d time.Duration) bool {
+	pt := &p.timers.of[k]
 	pt.mu.Lock()
 	defer pt.mu.Unlock()
 	if pt.pending {
 		return false
 	}
-	pt.armLocked(d)
+	p.armLocked(k, d)
 	return true
 }
 
 type peerTimers struct {
-	retransmitHandshake protoTimer
-	sendKeepalive       protoTimer
-	newHandshake        protoTimer
-	zeroKeyMaterial     protoTimer
-	persistentKeepalive protoTimer
+	of [numTimerKinds]protoTimer
 	// needAnotherKeepalive is set when data arrived while a keepalive
 	// was already pending.
 	mu                   sync.Mutex
@@ -106,23 +107,13 @@ type peerTimers struct {
 	stopped              bool
 }
 
-func (p *Peer) initTimers() {
-	p.timers.retransmitHandshake.init(p, timerRetransmitHandshake)
-	p.timers.sendKeepalive.init(p, timerSendKeepalive)
-	p.timers.newHandshake.init(p, timerNewHandshake)
-	p.timers.zeroKeyMaterial.init(p, timerZeroKeyMaterial)
-	p.timers.persistentKeepalive.init(p, timerPersistentKeepalive)
-}
-
 func (p *Peer) stopTimers() {
 	p.timers.mu.Lock()
 	p.timers.stopped = true
 	p.timers.mu.Unlock()
-	p.timers.retransmitHandshake.del()
-	p.timers.sendKeepalive.del()
-	p.timers.newHandshake.del()
-	p.timers.zeroKeyMaterial.del()
-	p.timers.persistentKeepalive.del()
+	for k := range numTimerKinds {
+		p.delTimer(k)
+	}
 }
 
 func (p *Peer) timersActive() bool {
@@ -152,7 +143,7 @@ func (p *Peer) expiredRetransmitHandshake() {
 		p.device.log.Info("handshake did not complete, giving up", "peer", p.Name(),
 			"after", RekeyAttemptTime.String())
 		p.counters.handshakesFailed.Add(1)
-		p.timers.sendKeepalive.del()
+		p.delTimer(timerSendKeepalive)
 		p.sendMu.Lock()
 		if n := len(p.staged); n > 0 {
 			p.drop(DropHandshakeTimeout, uint64(n))
@@ -162,7 +153,7 @@ func (p *Peer) expiredRetransmitHandshake() {
 		p.mu.Lock()
 		p.handshakeStarted = time.Time{}
 		p.mu.Unlock()
-		p.timers.zeroKeyMaterial.modIfIdle(RejectAfterTime * 3)
+		p.modTimerIfIdle(timerZeroKeyMaterial, RejectAfterTime*3)
 		return
 	}
 	if p.device.unanswered != nil {
@@ -181,7 +172,7 @@ func (p *Peer) expiredSendKeepalive() {
 	p.timers.needAnotherKeepalive = false
 	p.timers.mu.Unlock()
 	if again {
-		p.timers.sendKeepalive.mod(KeepaliveTimeout)
+		p.modTimer(timerSendKeepalive, KeepaliveTimeout)
 	}
 }
 
@@ -212,13 +203,13 @@ func (p *Peer) expiredPersistentKeepalive() {
 // timersDataSent: a data packet went out; expect an answer within
 // KeepaliveTimeout + RekeyTimeout or start a new handshake.
 func (p *Peer) timersDataSent() {
-	p.timers.newHandshake.modIfIdle(KeepaliveTimeout + RekeyTimeout)
+	p.modTimerIfIdle(timerNewHandshake, KeepaliveTimeout+RekeyTimeout)
 }
 
 // timersDataReceived: a data packet came in; answer with a keepalive if we
 // send nothing within KeepaliveTimeout.
 func (p *Peer) timersDataReceived() {
-	if p.timers.sendKeepalive.modIfIdle(KeepaliveTimeout) {
+	if p.modTimerIfIdle(timerSendKeepalive, KeepaliveTimeout) {
 		return
 	}
 	p.timers.mu.Lock()
@@ -228,22 +219,22 @@ func (p *Peer) timersDataReceived() {
 
 // timersAnyAuthenticatedPacketSent: whatever we sent serves as keepalive.
 func (p *Peer) timersAnyAuthenticatedPacketSent() {
-	p.timers.sendKeepalive.del()
+	p.delTimer(timerSendKeepalive)
 }
 
 // timersAnyAuthenticatedPacketReceived: the peer is alive.
 func (p *Peer) timersAnyAuthenticatedPacketReceived() {
-	p.timers.newHandshake.del()
+	p.delTimer(timerNewHandshake)
 }
 
 // timersHandshakeInitiated: retry after RekeyTimeout plus jitter.
 func (p *Peer) timersHandshakeInitiated() {
-	p.timers.retransmitHandshake.mod(RekeyTimeout + retransmitJitter())
+	p.modTimer(timerRetransmitHandshake, RekeyTimeout+retransmitJitter())
 }
 
 // timersHandshakeComplete: stop retrying and record the time.
 func (p *Peer) timersHandshakeComplete() {
-	p.timers.retransmitHandshake.del()
+	p.delTimer(timerRetransmitHandshake)
 	p.mu.Lock()
 	p.handshakeStarted = time.Time{}
 	p.sentLastMinuteHS = false
@@ -257,12 +248,12 @@ func (p *Peer) timersHandshakeComplete() {
 // timersSessionDerived: forget the keys if no new session follows within
 // RejectAfterTime*3.
 func (p *Peer) timersSessionDerived() {
-	p.timers.zeroKeyMaterial.mod(RejectAfterTime * 3)
+	p.modTimer(timerZeroKeyMaterial, RejectAfterTime*3)
 }
 
 // timersAnyAuthenticatedPacketTraversal: restart the persistent keepalive.
 func (p *Peer) timersAnyAuthenticatedPacketTraversal() {
 	if p.settings.Load().keepalive > 0 {
-		p.timers.persistentKeepalive.mod(p.settings.Load().keepalive)
+		p.modTimer(timerPersistentKeepalive, p.settings.Load().keepalive)
 	}
 }
