@@ -95,6 +95,9 @@ func BenchmarkEtcdJoinAmong1000(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer m.Leave(b.Context())
+		if err := m.Publish(b.Context()); err != nil {
+			b.Fatal(err)
+		}
 	}
 	a = startA(members)
 	full := rssBytes(b, a.PID())
@@ -181,7 +184,7 @@ func published(ctx context.Context, records clientv3.WatchChan) (meshsource.Memb
 		case resp := <-records:
 			for _, ev := range resp.Events {
 				var rec meshsource.Member
-				if ev.Type == clientv3.EventTypePut && json.Unmarshal(ev.Kv.Value, &rec) == nil {
+				if ev.Type == clientv3.EventTypePut && json.Unmarshal(ev.Kv.Value, &rec) == nil && !rec.Pending {
 					return rec, time.Now()
 				}
 			}
