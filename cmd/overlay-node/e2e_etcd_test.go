@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -12,6 +14,11 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/overlay-node/overlay-node/cmd/overlay-node/internal/meshsource"
+	"github.com/overlay-node/overlay-node/config"
+	"github.com/overlay-node/overlay-node/crypto"
 	"github.com/overlay-node/overlay-node/internal/etcdtest"
 	"github.com/overlay-node/overlay-node/internal/nstest"
 )
@@ -190,6 +197,15 @@ func TestEtcdMesh(t *testing.T) {
 	}
 }
 
+// pushWithPool pushes a mesh of the given nodes with the pool
+// 10.100.0.128/25, for nodes that join.
+func (m *etcdMesh) pushWithPool(nodes ...*meshNode) {
+	m.t.Helper()
+	m.meshKeys = "pool = \"10.100.0.128/25\"\n"
+	m.write(nodes)
+	m.mustPush()
+}
+
 // Two nodes joining at the same moment get different addresses from the
 // pool and reach each other and the pushed node; one killed leaves the
 // others' meshes when its lease expires.
@@ -198,16 +214,7 @@ func TestEtcdJoin(t *testing.T) {
 	m := newEtcdMesh(t, lan.Hosts)
 	a, x, y := m.nodes[0], m.nodes[1], m.nodes[2]
 	x.name, y.name = "x", "y"
-	m.write([]*meshNode{a})
-	data, err := os.ReadFile(m.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data = []byte(strings.Replace(string(data), "port = 51820\n", "port = 51820\npool = \"10.100.0.128/25\"\n", 1))
-	if err := os.WriteFile(m.path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	m.mustPush()
+	m.pushWithPool(a)
 	m.startEtcd(a, "node up")
 
 	var wg sync.WaitGroup
@@ -268,4 +275,109 @@ func TestEtcdJoin(t *testing.T) {
 	if !poll(3*time.Second, func() bool { return len(status(t, a).Peers) == 0 }) {
 		t.Errorf("a still has %d peers after x stopped", len(status(t, a).Peers))
 	}
+}
+
+// A joining node's record is published only once the node answers: at
+// the moment a mesh read from etcd first has it, its UDP port is bound,
+// and a running node that pings it from that moment gets replies well
+// within WireGuard's 5 s handshake retry, which a handshake sent to a
+// node not yet listening waits for. A join whose start fails leaves
+// nothing in etcd, and no other node ever adds it.
+func TestEtcdJoinPublishedOnceAnswering(t *testing.T) {
+	lan := nstest.NewLAN(t, 2)
+	m := newEtcdMesh(t, lan.Hosts)
+	a, x := m.nodes[0], m.nodes[1]
+	x.name = "x"
+	// Idle nodes make x's start take about as long as in a real mesh: the
+	// time between a record published too early and the socket bound.
+	var idle strings.Builder
+	for i := range 500 {
+		k, err := crypto.GeneratePrivateKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&idle, "\n[[node]]\nname = \"idle%d\"\npublic_key = %q\naddress = \"10.101.%d.%d/16\"\n",
+			i, k.PublicKey().String(), i/250, i%250+1)
+	}
+	m.tail = idle.String()
+	m.pushWithPool(a)
+	m.startEtcd(a, "node up")
+	cli := m.etcd.Client()
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	joinArgs := []string{"up", "--etcd", m.etcd.URL, "--prefix", m.prefix, "-k", x.keyPath,
+		"--interface", x.iface, "--cache", filepath.Join(m.dir, "x.cache"),
+		"--join", "x", "--endpoint", x.host.Addr.String() + ":51820"}
+
+	// x cannot start: its interface name is taken.
+	x.host.MustExec(t, "ip", "tuntap", "add", "dev", x.iface, "mode", "tun")
+	p := x.host.Start(t, m.bin, joinArgs...)
+	if err := p.Wait(15 * time.Second); err == nil || !strings.Contains(p.Output(), "is in use") {
+		t.Fatalf("x with its interface taken: exit %v, want a failure saying so:\n%s", err, p.Output())
+	}
+	x.host.MustExec(t, "ip", "link", "del", x.iface)
+	for _, dir := range []string{"members/", "pool/"} {
+		if resp, err := cli.Get(ctx, m.prefix+dir, clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil || resp.Count != 0 {
+			t.Errorf("after x failed to start: %d keys under %s%s (err %v), want none", resp.Count, m.prefix, dir, err)
+		}
+	}
+	if strings.Contains(a.proc.Output(), " peers=501 ") {
+		t.Errorf("a added x, which never came up:\n%s", a.proc.Output())
+	}
+
+	// x starts; watch for the first mesh that has it, as any other node
+	// reads it.
+	other := meshsource.NewEtcd(cli, m.prefix, crypto.PublicKey{}, slog.New(slog.DiscardHandler))
+	events := cli.Watch(ctx, m.prefix, clientv3.WithPrefix())
+	x.proc = x.host.Start(t, m.bin, joinArgs...)
+	var xAddr netip.Addr
+	var bound []byte
+	for !xAddr.IsValid() {
+		select {
+		case <-events:
+		case <-ctx.Done():
+			t.Fatalf("no mesh in etcd has x:\n%s", x.proc.Output())
+		}
+		// x, stopped while the mesh is read, is as it was when the change
+		// was made.
+		x.proc.Signal(syscall.SIGSTOP)
+		var err error
+		xAddr, err = addrIn(ctx, other, "x")
+		if xAddr.IsValid() {
+			bound, err = x.host.Exec(ctx, "ss", "-Hlun", "sport = :51820")
+		}
+		x.proc.Signal(syscall.SIGCONT)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(bytes.TrimSpace(bound)) == 0 {
+		t.Errorf("x's record is in etcd, but its UDP port 51820 is not bound")
+	}
+	start := time.Now()
+	err := nstest.Ping(t, a.host, xAddr.String())
+	if took := time.Since(start); err != nil || took > 2*time.Second {
+		t.Errorf("a -> x from the moment x's record was in etcd: %v after %s; want replies within 2s\nx:\n%s", err, took.Round(time.Millisecond), x.proc.Output())
+	}
+	waitLog(t, x, "node up")
+}
+
+// addrIn returns the address of node name in the mesh src reads, or the
+// zero address when it is not in it.
+func addrIn(ctx context.Context, src *meshsource.Etcd, name string) (netip.Addr, error) {
+	snap, err := src.Read(ctx)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	mesh, err := config.Parse(snap.Name, snap.Data)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	for _, n := range mesh.Nodes {
+		if n.Name == name {
+			return n.Addresses[0].Addr(), nil
+		}
+	}
+	return netip.Addr{}, nil
 }

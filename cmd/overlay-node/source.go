@@ -76,9 +76,9 @@ func splitList(s string) []string {
 }
 
 // openSource opens the source f names and reads the first mesh from it.
-// For etcd it joins the mesh first when asked to, and starts from the
-// cache when etcd does not answer. It sets n.closeSrc, which the caller
-// calls if the node does not come up.
+// For etcd it claims a name and address first when asked to join (see
+// publish), and starts from the cache when etcd does not answer. It sets
+// n.closeSrc, which the caller calls if the node does not come up.
 func (n *node) openSource(f upFlags) (meshsource.Snapshot, error) {
 	n.closeSrc = func() {}
 	if f.mesh != "" {
@@ -95,7 +95,7 @@ func (n *node) openSource(f upFlags) (meshsource.Snapshot, error) {
 	if err != nil {
 		return meshsource.Snapshot{}, err
 	}
-	src := meshsource.NewEtcd(cli, sf.prefix, n.log)
+	src := meshsource.NewEtcd(cli, sf.prefix, n.key.PublicKey(), n.log)
 	n.src = src
 	n.cachePath = sf.cache
 	if n.cachePath == "" {
@@ -136,7 +136,8 @@ func (n *node) openSource(f upFlags) (meshsource.Snapshot, error) {
 	return snap, nil
 }
 
-// joinAndRead joins the mesh when asked to, then reads it.
+// joinAndRead claims a place in the mesh when asked to join, then reads
+// the mesh, which has this node from its claim on.
 func (n *node) joinAndRead(ctx context.Context, src *meshsource.Etcd, f upFlags) (meshsource.Snapshot, error) {
 	if f.source.join != "" {
 		me := meshsource.Member{Name: f.source.join, PublicKey: n.key.PublicKey().String(),
@@ -147,9 +148,26 @@ func (n *node) joinAndRead(ctx context.Context, src *meshsource.Etcd, f upFlags)
 			return meshsource.Snapshot{}, err
 		}
 		n.membership = m
-		n.log.Info("joined the mesh", "name", me.Name, "address", m.Address(), "lease_ttl", f.source.leaseTTL)
+		n.log.Info("claimed a pool address", "name", me.Name, "address", m.Address(), "lease_ttl", f.source.leaseTTL)
 	}
 	return src.Read(ctx)
+}
+
+// publish makes a node that joined a member of the others' meshes. It is
+// called once the node answers: a node that added it sooner would send its
+// first handshake to a closed port, and reach it only at the retry 5 s
+// later.
+func (n *node) publish(name string) error {
+	if n.membership == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	if err := n.membership.Publish(ctx); err != nil {
+		return err
+	}
+	n.log.Info("joined the mesh", "name", name, "address", n.membership.Address())
+	return nil
 }
 
 // load is loadState with what the node says about its source. It lets go

@@ -207,9 +207,10 @@ func loadState(snap meshsource.Snapshot, key crypto.PrivateKey, iface string) (*
 	}, nil
 }
 
-// startNode brings the node up, one service after the other. On any error
-// it closes what it started, so a failed start leaves no interface, route
-// or socket behind.
+// startNode brings the node up, one service after the other, and then
+// publishes the record of a node that joins. On any error it closes what
+// it started and leaves the mesh, so a failed start leaves no interface,
+// route, socket or claim in etcd behind.
 func startNode(f upFlags, log *slog.Logger, stderr io.Writer) (*node, error) {
 	key, err := readKeyFile(f.key)
 	if err != nil {
@@ -237,6 +238,12 @@ func startNode(f upFlags, log *slog.Logger, stderr io.Writer) (*node, error) {
 	debug.FreeOSMemory()
 	if err := n.services.start(n, st); err != nil {
 		n.closeSrc()
+		return nil, err
+	}
+	if err := n.publish(f.source.join); err != nil {
+		if serr := n.stop(); serr != nil {
+			err = fmt.Errorf("%w (while stopping: %w)", err, serr)
+		}
 		return nil, err
 	}
 	n.applied(snap)

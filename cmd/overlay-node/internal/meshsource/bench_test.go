@@ -43,7 +43,7 @@ func BenchmarkPushApply10k(b *testing.B) {
 	if _, err := Push(b.Context(), cli, "/b", meshes[1]); err != nil {
 		b.Fatal(err)
 	}
-	src := NewEtcd(cli, "/b", quiet)
+	src := NewEtcd(cli, "/b", crypto.PublicKey{}, quiet)
 	first, err := src.Read(b.Context())
 	if err != nil {
 		b.Fatal(err)
@@ -68,8 +68,8 @@ func BenchmarkPushApply10k(b *testing.B) {
 }
 
 // BenchmarkJoinWith1000 measures, with 1,000 nodes registered, one more
-// node's join until a watching source has delivered a mesh with it,
-// parsed and validated.
+// node's join and publish until a watching source has delivered a mesh
+// with it, parsed and validated.
 func BenchmarkJoinWith1000(b *testing.B) {
 	srv := etcdtest.Start(b)
 	cli, err := Dial(EtcdConfig{Endpoints: []string{srv.URL}})
@@ -90,8 +90,11 @@ func BenchmarkJoinWith1000(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer m.Leave(b.Context())
+		if err := m.Publish(b.Context()); err != nil {
+			b.Fatal(err)
+		}
 	}
-	src := NewEtcd(cli, "/b", quiet)
+	src := NewEtcd(cli, "/b", crypto.PublicKey{}, quiet)
 	first, err := src.Read(b.Context())
 	if err != nil {
 		b.Fatal(err)
@@ -102,6 +105,9 @@ func BenchmarkJoinWith1000(b *testing.B) {
 	for i := range b.N {
 		m, err := Join(b.Context(), cli, "/b", Member{Name: fmt.Sprintf("new%d", i), PublicKey: key()}, time.Minute, quiet)
 		if err != nil {
+			b.Fatal(err)
+		}
+		if err := m.Publish(b.Context()); err != nil {
 			b.Fatal(err)
 		}
 		for found := false; !found; {

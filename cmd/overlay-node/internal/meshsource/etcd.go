@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/backoff"
 
 	"github.com/overlay-node/overlay-node/config"
+	"github.com/overlay-node/overlay-node/crypto"
 )
 
 // The layout of a mesh in etcd, under a prefix P (DefaultPrefix unless
@@ -32,7 +33,8 @@ import (
 //	P/pool/ADDR      a pool address claimed by a joined node: its name, under the same lease
 //
 // The mesh a node runs is P/mesh followed by one [[node]] table for every
-// member, read at one revision.
+// member, read at one revision. A record still pending (its node is
+// starting) is a member of its own node's mesh only.
 const (
 	DefaultPrefix = "/overlay-node/"
 	meshKey       = "mesh"
@@ -128,6 +130,7 @@ type Etcd struct {
 	// Immutable.
 	cli     *clientv3.Client
 	prefix  string
+	self    string // this node's public key, whose pending record is a member
 	log     *slog.Logger
 	updates chan Snapshot
 
@@ -137,10 +140,13 @@ type Etcd struct {
 	stopped sync.WaitGroup
 }
 
-// NewEtcd returns the source for the mesh under prefix. It does not watch
-// until Watch is called.
-func NewEtcd(cli *clientv3.Client, prefix string, log *slog.Logger) *Etcd {
-	return &Etcd{cli: cli, prefix: NormalPrefix(prefix), log: log, updates: make(chan Snapshot, 1), stop: func() {}}
+// NewEtcd returns the source for the mesh under prefix, as the node with
+// public key self runs it: a node that joined is in its own mesh from its
+// claim on, so that it starts with its address before the others add it.
+// It does not watch until Watch is called.
+func NewEtcd(cli *clientv3.Client, prefix string, self crypto.PublicKey, log *slog.Logger) *Etcd {
+	return &Etcd{cli: cli, prefix: NormalPrefix(prefix), self: self.String(), log: log,
+		updates: make(chan Snapshot, 1), stop: func() {}}
 }
 
 // Kind implements Source.
@@ -160,7 +166,7 @@ func (e *Etcd) Close() error {
 }
 
 // Read implements Source: the pushed mesh and every member, at one
-// revision.
+// revision; pending records but this node's are left out.
 func (e *Etcd) Read(ctx context.Context) (Snapshot, error) {
 	resp, err := e.cli.Txn(ctx).Then(
 		clientv3.OpGet(e.prefix+meshKey),
@@ -178,6 +184,9 @@ func (e *Etcd) Read(ctx context.Context) (Snapshot, error) {
 		var m Member
 		if err := json.Unmarshal(kv.Value, &m); err != nil {
 			e.log.Warn("etcd: ignoring a member record that is not JSON", "key", string(kv.Key), "err", err)
+			continue
+		}
+		if m.Pending && m.PublicKey != e.self {
 			continue
 		}
 		members = append(members, m)
@@ -271,7 +280,7 @@ func (e *Etcd) session(ctx context.Context, rev int64, last *int64) string {
 				return fmt.Sprintf("revision %d was compacted", resp.CompactRevision)
 			case resp.Err() != nil:
 				return resp.Err().Error()
-			case len(resp.Events) == 0:
+			case len(resp.Events) == 0 || e.claimsOnly(resp.Events):
 				continue
 			}
 			snap, err := e.readTimeout(ctx)
@@ -281,6 +290,27 @@ func (e *Etcd) session(ctx context.Context, rev int64, last *int64) string {
 			e.offerChanged(snap, last)
 		}
 	}
+}
+
+// claimsOnly reports whether events only claim names and addresses for
+// nodes still starting. Such claims change no mesh the node runs, so the
+// mesh is not read for them: every node would read the whole mesh
+// twice per join.
+func (e *Etcd) claimsOnly(events []*clientv3.Event) bool {
+	for _, ev := range events {
+		key := string(ev.Kv.Key)
+		if ev.Type != clientv3.EventTypePut {
+			return false
+		}
+		if strings.HasPrefix(key, e.prefix+poolDir) {
+			continue
+		}
+		var m Member
+		if !strings.HasPrefix(key, e.prefix+membersDir) || json.Unmarshal(ev.Kv.Value, &m) != nil || !m.Pending {
+			return false
+		}
+	}
+	return true
 }
 
 // probe checks that etcd answers.

@@ -24,11 +24,16 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func testKey(t *testing.T) string {
 	t.Helper()
+	return newKey(t).String()
+}
+
+func newKey(t *testing.T) crypto.PublicKey {
+	t.Helper()
 	k, err := crypto.GeneratePrivateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return k.PublicKey().String()
+	return k.PublicKey()
 }
 
 // testMesh is a valid mesh file with n nodes and a pool.
@@ -84,7 +89,7 @@ func parse(t *testing.T, s Snapshot) *config.Mesh {
 func TestEtcdReadWatch(t *testing.T) {
 	srv := etcdtest.Start(t)
 	cli := dial(t, srv)
-	src := NewEtcd(cli, "/t", quiet)
+	src := NewEtcd(cli, "/t", crypto.PublicKey{}, quiet)
 	if _, err := src.Read(ctx(t)); err == nil || !strings.Contains(err.Error(), "no mesh in etcd") {
 		t.Fatalf("read before any push: got %v, want no mesh", err)
 	}
@@ -138,7 +143,7 @@ func TestEtcdWatchFromCacheTakesNewRevision(t *testing.T) {
 	if _, err := Push(ctx(t), cli, "/t", mesh); err != nil {
 		t.Fatal(err)
 	}
-	src := NewEtcd(cli, "/t", quiet)
+	src := NewEtcd(cli, "/t", crypto.PublicKey{}, quiet)
 	cached, err := src.Read(ctx(t))
 	if err != nil {
 		t.Fatal(err)
@@ -161,8 +166,8 @@ func TestEtcdWatchFromCacheTakesNewRevision(t *testing.T) {
 }
 
 // Nodes joining at the same moment get different addresses, the lowest
-// free ones, and appear in the mesh; a name is never taken twice; a node
-// that leaves is gone from the mesh.
+// free ones, and appear in the mesh once they publish; a name is never
+// taken twice; a node that leaves is gone from the mesh.
 func TestJoinConcurrent(t *testing.T) {
 	srv := etcdtest.Start(t)
 	cli := dial(t, srv)
@@ -195,11 +200,20 @@ func TestJoinConcurrent(t *testing.T) {
 			t.Errorf("10.100.1.%d/24 was not claimed: got %v", i, seen)
 		}
 	}
-	src := NewEtcd(cli, "/t", quiet)
+	src := NewEtcd(cli, "/t", crypto.PublicKey{}, quiet)
 	s, err := src.Read(ctx(t))
 	if err != nil {
 		t.Fatal(err)
 	}
+	if got := len(parse(t, s).Nodes); got != 1 {
+		t.Fatalf("mesh has %d nodes before they publish, want the pushed one", got)
+	}
+	for _, m := range ms {
+		if err := m.Publish(ctx(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, _ = src.Read(ctx(t))
 	if got := len(parse(t, s).Nodes); got != n+1 {
 		t.Fatalf("mesh has %d nodes, want %d", got, n+1)
 	}
@@ -222,6 +236,76 @@ func TestJoinConcurrent(t *testing.T) {
 	for _, m := range ms[1:] {
 		m.Leave(ctx(t))
 	}
+}
+
+// A node's claim is in its own mesh only, and wakes no other node's
+// watch. Published, it is in every mesh, its own unchanged. A claim lost
+// before it is published is not published.
+func TestJoinPublish(t *testing.T) {
+	srv := etcdtest.Start(t)
+	cli := dial(t, srv)
+	if _, err := Push(ctx(t), cli, "/t", []byte(testMesh(t, 1))); err != nil {
+		t.Fatal(err)
+	}
+	other := NewEtcd(cli, "/t", newKey(t), quiet)
+	first, err := other.Read(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.Watch(first)
+	defer other.Close()
+	key := newKey(t)
+	m, err := Join(ctx(t), cli, "/t", Member{Name: "x", PublicKey: key.String()}, 10*time.Second, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Leave(ctx(t))
+	own := NewEtcd(cli, "/t", key, quiet)
+	claimed, err := own.Read(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasNode(parse(t, claimed), "x") {
+		t.Errorf("x's own mesh does not have x after its claim:\n%s", claimed.Data)
+	}
+	if s, err := other.Read(ctx(t)); err != nil || hasNode(parse(t, s), "x") {
+		t.Errorf("another node's mesh has x before it published (err %v):\n%s", err, s.Data)
+	}
+	select {
+	case s := <-other.Updates():
+		t.Errorf("x's claim woke another node's watch: revision %d", s.Revision)
+	case <-time.After(time.Second):
+	}
+
+	if err := m.Publish(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if s := next(t, other, time.Second); !hasNode(parse(t, s), "x") {
+		t.Errorf("another node's mesh does not have x once it published:\n%s", s.Data)
+	}
+	if s, err := own.Read(ctx(t)); err != nil || !bytes.Equal(s.Data, claimed.Data) {
+		t.Errorf("x's own mesh changed when it published (err %v):\n%s\nwant:\n%s", err, s.Data, claimed.Data)
+	}
+
+	lost, err := Join(ctx(t), cli, "/t", Member{Name: "y", PublicKey: testKey(t)}, 10*time.Second, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lost.Leave(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := lost.Publish(ctx(t)); err == nil || !strings.Contains(err.Error(), "is gone") {
+		t.Errorf("publish after the claim was revoked: %v, want the claim gone", err)
+	}
+}
+
+func hasNode(m *config.Mesh, name string) bool {
+	for _, n := range m.Nodes {
+		if n.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // A member that clashes with a pushed node is left out; the rest stays
@@ -275,7 +359,7 @@ func TestEtcdTLS(t *testing.T) {
 	if err != nil {
 		t.Fatalf("push with a client certificate: %v", err)
 	}
-	if s, err := NewEtcd(cli, "/t", quiet).Read(ctx(t)); err != nil || s.Revision != rev {
+	if s, err := NewEtcd(cli, "/t", crypto.PublicKey{}, quiet).Read(ctx(t)); err != nil || s.Revision != rev {
 		t.Fatalf("read with a client certificate: revision %d, %v; want %d", s.Revision, err, rev)
 	}
 
@@ -390,7 +474,10 @@ func TestEtcdRBAC(t *testing.T) {
 		t.Fatalf("join as node: %v", err)
 	}
 	defer m.Leave(ctx(t))
-	s, err := NewEtcd(node, prefix, quiet).Read(ctx(t))
+	if err := m.Publish(ctx(t)); err != nil {
+		t.Fatalf("publish as node: %v", err)
+	}
+	s, err := NewEtcd(node, prefix, crypto.PublicKey{}, quiet).Read(ctx(t))
 	if err != nil {
 		t.Fatalf("read as node: %v", err)
 	}

@@ -35,6 +35,9 @@ type Member struct {
 	Address   string   `json:"address"`            // claimed from the pool, with the pool's prefix length
 	Endpoint  string   `json:"endpoint,omitempty"` // host:port; empty when the others cannot reach it first
 	Groups    []string `json:"groups,omitempty"`
+	// Pending marks the claim of a node still starting: until it answers,
+	// its record is in no mesh but its own.
+	Pending bool `json:"pending,omitempty"`
 }
 
 // appendTOML appends m as a [[node]] table to b. The values are quoted
@@ -85,20 +88,25 @@ type Membership struct {
 	ttl    time.Duration
 	log    *slog.Logger
 
-	mu     sync.Mutex
-	me     Member // Address as claimed
-	lease  clientv3.LeaseID
-	stop   context.CancelFunc
-	kept   sync.WaitGroup
-	closed bool
+	// Set by Join before the keepalive starts.
+	stop context.CancelFunc
+	kept sync.WaitGroup
+
+	mu        sync.Mutex // guards what follows
+	me        Member     // the record as written, Address as claimed
+	rev       int64      // the revision it was written at
+	published bool       // Publish succeeded: a join again writes the record published
+	lease     clientv3.LeaseID
+	closed    bool
 }
 
-// Join registers me in the mesh under prefix: it takes a lease of ttl,
-// claims the lowest free pool address (me.Address first, when set and
-// free) and writes the record, both in one compare-and-swap transaction,
-// so that two nodes joining at once never get the same name or address.
-// It then keeps the lease alive until Leave, and joins again, keeping its
-// address when it can, if the lease is ever lost.
+// Join claims a place in the mesh under prefix for me: it takes a lease
+// of ttl, claims the lowest free pool address (me.Address first, when set
+// and free) and writes the record, pending, both in one compare-and-swap
+// transaction, so that two nodes joining at once never get the same name
+// or address. The node is a member of the others' meshes once it calls
+// Publish. Join keeps the lease alive until Leave, and joins again,
+// keeping its address when it can, if the lease is ever lost.
 func Join(ctx context.Context, cli *clientv3.Client, prefix string, me Member, ttl time.Duration, log *slog.Logger) (*Membership, error) {
 	m := &Membership{cli: cli, prefix: NormalPrefix(prefix), ttl: ttl, log: log, me: me}
 	if err := m.join(ctx); err != nil {
@@ -121,6 +129,30 @@ func (m *Membership) Address() netip.Prefix {
 	return netip.MustParsePrefix(m.me.Address)
 }
 
+// Publish writes the record in place of the claim, published, so that
+// the other nodes add the node to their meshes. Call it once the node
+// answers on its endpoint: a node that added it sooner would send its
+// handshake to a closed port and retry only after 5 s. It fails if the
+// claim was lost meanwhile.
+func (m *Membership) Publish(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rec := m.me
+	rec.Pending = false
+	val, _ := json.Marshal(rec)
+	nameKey := m.prefix + membersDir + rec.Name
+	resp, err := m.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(nameKey), "=", m.rev)).
+		Then(clientv3.OpPut(nameKey, string(val), clientv3.WithLease(m.lease))).Commit()
+	switch {
+	case err != nil:
+		return fmt.Errorf("join: publish %s: %w", nameKey, err)
+	case !resp.Succeeded:
+		return fmt.Errorf("join: publish %s: the claim written at revision %d is gone (its lease expired?)", nameKey, m.rev)
+	}
+	m.me, m.rev, m.published = rec, resp.Header.Revision, true
+	return nil
+}
+
 // Leave revokes the lease: the record and the address claim go at once,
 // and the others drop the node from their meshes.
 func (m *Membership) Leave(ctx context.Context) error {
@@ -136,11 +168,16 @@ func (m *Membership) Leave(ctx context.Context) error {
 	return nil
 }
 
-// join claims a name and an address under a new lease.
+// join claims a name and an address under a new lease, and writes the
+// record pending until Publish, published after.
 func (m *Membership) join(ctx context.Context) error {
+	m.mu.Lock()
+	me := m.me
+	me.Pending = !m.published
+	m.mu.Unlock()
 	get, err := m.cli.Txn(ctx).Then(
 		clientv3.OpGet(m.prefix+meshKey),
-		clientv3.OpGet(m.prefix+membersDir+m.me.Name),
+		clientv3.OpGet(m.prefix+membersDir+me.Name),
 		clientv3.OpGet(m.prefix+poolDir, clientv3.WithPrefix(), clientv3.WithKeysOnly()),
 	).Commit()
 	if err != nil {
@@ -159,10 +196,10 @@ func (m *Membership) join(ctx context.Context) error {
 	}
 	used := make(map[netip.Addr]bool)
 	for _, n := range mesh.Nodes {
-		if n.Name == m.me.Name {
+		if n.Name == me.Name {
 			return fmt.Errorf("join: %w: node %q is in the pushed mesh (hint: join under another name)", ErrNameTaken, n.Name)
 		}
-		if n.PublicKey.String() == m.me.PublicKey {
+		if n.PublicKey.String() == me.PublicKey {
 			return fmt.Errorf("join: this key is node %q of the pushed mesh (hint: run it without --join)", n.Name)
 		}
 		for _, a := range n.Addresses {
@@ -171,14 +208,14 @@ func (m *Membership) join(ctx context.Context) error {
 	}
 	// A record under our name with our key is ours, from before a restart
 	// or a lost lease: take it over, address and all.
-	nameKey := m.prefix + membersDir + m.me.Name
+	nameKey := m.prefix + membersDir + me.Name
 	nameCmp := clientv3.Compare(clientv3.CreateRevision(nameKey), "=", 0)
 	if old := get.Responses[1].GetResponseRange().Kvs; len(old) > 0 {
 		var rec Member
-		if json.Unmarshal(old[0].Value, &rec) != nil || rec.PublicKey != m.me.PublicKey {
+		if json.Unmarshal(old[0].Value, &rec) != nil || rec.PublicKey != me.PublicKey {
 			return fmt.Errorf("join: %w: another key holds %s (hint: join under another name, or wait for its lease to expire)", ErrNameTaken, nameKey)
 		}
-		m.me.Address = rec.Address
+		me.Address = rec.Address
 		nameCmp = clientv3.Compare(clientv3.ModRevision(nameKey), "=", old[0].ModRevision)
 	}
 	for _, kv := range get.Responses[2].GetResponseRange().Kvs {
@@ -186,7 +223,7 @@ func (m *Membership) join(ctx context.Context) error {
 			used[a] = true
 		}
 	}
-	if err := checkRecord(mesh, kvs[0].Value, m.me, used); err != nil {
+	if err := checkRecord(mesh, kvs[0].Value, me, used); err != nil {
 		return err
 	}
 	lease, err := m.cli.Grant(ctx, int64(m.ttl/time.Second))
@@ -194,34 +231,34 @@ func (m *Membership) join(ctx context.Context) error {
 		return fmt.Errorf("join: lease: %w", err)
 	}
 	try := func(addr netip.Prefix, own bool) (bool, error) {
-		rec := m.me
+		rec := me
 		rec.Address = addr.String()
 		val, _ := json.Marshal(rec)
 		poolKey := m.prefix + poolDir + addr.Addr().String()
 		poolCmp := clientv3.Compare(clientv3.CreateRevision(poolKey), "=", 0)
 		if own {
-			poolCmp = clientv3.Compare(clientv3.Value(poolKey), "=", m.me.Name)
+			poolCmp = clientv3.Compare(clientv3.Value(poolKey), "=", me.Name)
 		}
 		resp, err := m.cli.Txn(ctx).If(nameCmp, poolCmp).Then(
 			clientv3.OpPut(nameKey, string(val), clientv3.WithLease(lease.ID)),
-			clientv3.OpPut(poolKey, m.me.Name, clientv3.WithLease(lease.ID)),
+			clientv3.OpPut(poolKey, me.Name, clientv3.WithLease(lease.ID)),
 		).Else(clientv3.OpGet(nameKey)).Commit()
 		if err != nil {
 			return false, fmt.Errorf("join: claim %s: %w", addr, err)
 		}
 		if resp.Succeeded {
 			m.mu.Lock()
-			m.me, m.lease = rec, lease.ID
+			m.me, m.rev, m.lease = rec, resp.Header.Revision, lease.ID
 			m.mu.Unlock()
 			return true, nil
 		}
 		if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 && !own {
-			return false, fmt.Errorf("join: %w: another node joined as %q just now (hint: join under another name)", ErrNameTaken, m.me.Name)
+			return false, fmt.Errorf("join: %w: another node joined as %q just now (hint: join under another name)", ErrNameTaken, me.Name)
 		}
 		return false, nil
 	}
-	if m.me.Address != "" {
-		if prev, err := netip.ParsePrefix(m.me.Address); err == nil && mesh.Pool.Contains(prev.Addr()) {
+	if me.Address != "" {
+		if prev, err := netip.ParsePrefix(me.Address); err == nil && mesh.Pool.Contains(prev.Addr()) {
 			if ok, err := try(netip.PrefixFrom(prev.Addr(), mesh.Pool.Bits()), used[prev.Addr()]); ok || err != nil {
 				return m.revokeOn(lease.ID, err)
 			}
