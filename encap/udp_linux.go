@@ -207,8 +207,12 @@ func (r *receiveScratch) init(s *udpSocket) {
 	r.read = r.readOnce
 }
 
+// readOnce and writeOnce make raw system calls, which Go's scheduler does
+// not see: the socket is non-blocking, so they cannot block, and skipping
+// the scheduler's system-call entry keeps an idle node's first packet from
+// waking Go's sysmon thread (tundev's rawCall says more).
 func (r *receiveScratch) readOnce(fd uintptr) bool {
-	n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(r.want), 0, 0, 0)
+	n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(r.want), 0, 0, 0)
 	if errno == unix.EAGAIN {
 		return false
 	}
@@ -321,7 +325,7 @@ func newSendScratch(s *udpSocket) *sendScratch {
 
 func (sc *sendScratch) writeOnce(fd uintptr) bool {
 	for len(sc.todo) > 0 {
-		n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&sc.todo[0])), uintptr(len(sc.todo)), 0, 0, 0)
+		n, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&sc.todo[0])), uintptr(len(sc.todo)), 0, 0, 0)
 		if errno == unix.EAGAIN {
 			return false
 		}

@@ -3,6 +3,7 @@ package tundev
 import (
 	"os"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/tun"
@@ -12,17 +13,13 @@ import (
 // written directly; the tun.NativeTun that opened it still owns it (its
 // offload negotiation, events and Close).
 type fileFrames struct {
-	nt   *tun.NativeTun
-	file *os.File
-	raw  syscall.RawConn
-	uso  bool // the device takes UDP GSO (Linux 6.2 and later)
+	nt  *tun.NativeTun
+	raw syscall.RawConn
+	uso bool // the device takes UDP GSO (Linux 6.2 and later)
 
-	// One non-blocking read: its buffer and result, and the function that
-	// does it, bound once so a read allocates nothing.
-	nbBuf  []byte
-	nbN    int
-	nbErr  error
-	nbRead func(fd uintptr) bool
+	// The read and the write in progress: one goroutine reads, and the
+	// offload writer's lock serialises writes.
+	rd, wr rawCall
 }
 
 // framesOf finds the TUN's file when the device reads and writes with a
@@ -43,8 +40,10 @@ func newFileFrames(nt *tun.NativeTun, f *os.File) Framed {
 	if err != nil {
 		return nil
 	}
-	ff := &fileFrames{nt: nt, file: f, raw: raw}
-	ff.nbRead = ff.readNonBlocking
+	ff := &fileFrames{nt: nt, raw: raw}
+	ff.rd.init(unix.SYS_READ)
+	ff.wr.init(unix.SYS_WRITE)
+	ff.wr.park = true
 	raw.Control(func(fd uintptr) {
 		const tcp = unix.TUN_F_CSUM | unix.TUN_F_TSO4 | unix.TUN_F_TSO6
 		ff.uso = unix.IoctlSetInt(int(fd), unix.TUNSETOFFLOAD, tcp|unix.TUN_F_USO4|unix.TUN_F_USO6) == nil
@@ -52,29 +51,61 @@ func newFileFrames(nt *tun.NativeTun, f *os.File) Framed {
 	return ff
 }
 
-func (f *fileFrames) readNonBlocking(fd uintptr) bool {
-	f.nbN, f.nbErr = unix.Read(int(fd), f.nbBuf)
-	return true // never park: EAGAIN just ends the batch
+// rawCall is one read or write system call on a non-blocking file, made
+// through the file's RawConn so that it parks in Go's poller when the
+// file is not ready.
+//
+// It is a raw system call, which Go's scheduler does not see. The file is
+// non-blocking, so the call cannot block, and skipping the scheduler's
+// system-call entry keeps an idle node's first packet from waking Go's
+// sysmon thread, which then competes with the packet for a CPU: about five
+// extra thread wake-ups per ping through two nodes.
+type rawCall struct {
+	trap uintptr
+	park bool // wait for the file to be ready; otherwise EAGAIN returns
+	buf  []byte
+	n    int
+	err  error
+	do   func(fd uintptr) bool // c.once, bound once so a call allocates nothing
+}
+
+func (c *rawCall) init(trap uintptr) {
+	c.trap = trap
+	c.do = c.once
+}
+
+// once makes the call and reports whether it is done: false parks until
+// fd is ready.
+func (c *rawCall) once(fd uintptr) bool {
+	n, _, errno := unix.RawSyscall(c.trap, fd, uintptr(unsafe.Pointer(unsafe.SliceData(c.buf))), uintptr(len(c.buf)))
+	c.n, c.err = int(n), nil
+	if errno != 0 {
+		c.n, c.err = 0, errno
+	}
+	return errno != unix.EAGAIN || !c.park
 }
 
 func (f *fileFrames) ReadFrame(b []byte, wait bool) (int, error) {
-	if wait {
-		return f.file.Read(b)
-	}
-	f.nbBuf = b
-	if err := f.raw.Read(f.nbRead); err != nil {
+	f.rd.buf, f.rd.park = b, wait
+	err := f.raw.Read(f.rd.do)
+	f.rd.buf = nil
+	if err != nil {
 		return 0, err
 	}
-	f.nbBuf = nil
-	if f.nbErr == unix.EAGAIN {
+	if f.rd.err == unix.EAGAIN {
 		return 0, nil
 	}
-	return f.nbN, f.nbErr
+	return f.rd.n, f.rd.err
 }
 
 func (f *fileFrames) WriteFrame(frame []byte) error {
-	_, err := f.file.Write(frame)
-	return err
+	f.wr.buf = frame
+	err := f.raw.Write(f.wr.do)
+	f.wr.buf = nil
+	if err != nil {
+		return err
+	}
+	return f.wr.err
 }
 
 func (f *fileFrames) UDPGSO() bool { return f.uso }

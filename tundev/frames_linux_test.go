@@ -79,3 +79,57 @@ func TestFileFramesBatches(t *testing.T) {
 		t.Errorf("size %d, want %d", sizes[0], len(small))
 	}
 }
+
+// A waiting read parks in Go's poller until a frame comes, a write reaches
+// the other end, and Close wakes a parked read with an error.
+func TestFileFramesWaitWriteClose(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		t.Fatal(err)
+	}
+	f, w := os.NewFile(uintptr(fds[0]), "tun"), os.NewFile(uintptr(fds[1]), "writer")
+	defer w.Close()
+	ff := newFileFrames(nil, f)
+
+	type result struct {
+		n   int
+		err error
+	}
+	read := func() chan result {
+		c := make(chan result, 1)
+		go func() {
+			b := make([]byte, 64)
+			n, err := ff.ReadFrame(b, true)
+			c <- result{n, err}
+		}()
+		return c
+	}
+
+	got := read()
+	if _, err := w.Write([]byte("frame")); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-got; r.err != nil || r.n != len("frame") {
+		t.Fatalf("waiting read: %d bytes, %v; want 5, nil", r.n, r.err)
+	}
+	if n, err := ff.ReadFrame(make([]byte, 64), false); n != 0 || err != nil {
+		t.Fatalf("read with nothing queued: %d, %v; want 0, nil", n, err)
+	}
+
+	if err := ff.WriteFrame([]byte("reply")); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 64)
+	if n, err := w.Read(b); err != nil || string(b[:n]) != "reply" {
+		t.Fatalf("other end read %q, %v; want \"reply\"", b[:n], err)
+	}
+
+	got = read()
+	f.Close()
+	if r := <-got; r.err == nil {
+		t.Fatalf("read on a closed file returned %d bytes and no error", r.n)
+	}
+}
