@@ -1,7 +1,9 @@
 // Package dnsserver serves a dnszone.Zone over UDP and TCP, and forwards
 // names outside the zone to upstream resolvers, so that a container can use
 // its node as its only nameserver. The zone is swapped atomically on a
-// reload. Counters are atomics, read by a metrics collector.
+// reload, with the replies packed from it and kept to answer the same
+// query again without allocating. Counters are atomics, read by a metrics
+// collector.
 package dnsserver
 
 import (
@@ -51,6 +53,9 @@ const (
 	// ednsSize is the UDP size this server advertises and asks upstreams
 	// for: one that is not fragmented on common paths (DNS flag day 2020).
 	ednsSize = 1232
+	// maxCacheBytes bounds the replies kept per zone, keys included: about
+	// 30,000 replies of 150 bytes, the A and PTR names of a large mesh.
+	maxCacheBytes = 4 << 20
 )
 
 // Config says where the server listens and where it forwards.
@@ -68,7 +73,7 @@ type Server struct {
 	log *slog.Logger
 
 	// Atomic: replaced whole on a reload.
-	zone      atomic.Pointer[dnszone.Zone]
+	zone      atomic.Pointer[served]
 	upstreams atomic.Pointer[[]netip.AddrPort]
 	stats     Stats
 
@@ -113,14 +118,14 @@ func New(cfg Config, z *dnszone.Zone) *Server {
 		ctx:         ctx, cancel: cancel,
 		conns: make(map[net.Conn]bool),
 	}
-	s.zone.Store(z)
+	s.Swap(z)
 	s.SetUpstreams(cfg.Upstreams)
 	return s
 }
 
 // Swap makes z the zone answered from the next query on. With a nil zone,
-// every name is outside it.
-func (s *Server) Swap(z *dnszone.Zone) { s.zone.Store(z) }
+// every name is outside it. The replies kept from the old zone go with it.
+func (s *Server) Swap(z *dnszone.Zone) { s.zone.Store(&served{zone: z}) }
 
 // SetUpstreams makes ups the upstreams from the next forward on.
 func (s *Server) SetUpstreams(ups []netip.AddrPort) {
@@ -243,14 +248,18 @@ func (s *Server) closeLocked() {
 // replies in one batch (sendmmsg), so a busy server makes two system calls
 // per batch rather than two per query. A name outside the zone is
 // forwarded in a goroutine of its own, since an upstream may take seconds.
+// Replies from the zone's cache are written into the batch's own buffers.
 func (s *Server) serveUDP(u *net.UDPConn) {
 	defer s.wg.Done()
 	conn := batchConn(u)
 	in := make([]ipv4.Message, udpBatch)
+	out := make([]ipv4.Message, udpBatch)
+	bufs := make([][]byte, udpBatch) // for out[i]'s reply from the cache
 	for i := range in {
 		in[i].Buffers = [][]byte{make([]byte, maxUDPQuery+1)} // a byte more tells a longer one
+		out[i].Buffers = make([][]byte, 1)
+		bufs[i] = make([]byte, maxUDPSize)
 	}
-	out := make([]ipv4.Message, 0, udpBatch)
 	for {
 		n, err := conn.ReadBatch(in, 0)
 		if err != nil {
@@ -260,23 +269,24 @@ func (s *Server) serveUDP(u *net.UDPConn) {
 			}
 			return
 		}
-		out = out[:0]
+		k := 0 // replies in out
 		for i := range in[:n] {
 			m := &in[i]
 			if m.N > maxUDPQuery {
 				s.stats.Malformed.Add(1)
 				continue
 			}
-			q, reply, done := s.respondLocal(m.Buffers[0][:m.N], false)
+			q, reply, done := s.respondLocal(m.Buffers[0][:m.N], false, bufs[k])
 			if done {
 				if reply != nil {
-					out = append(out, ipv4.Message{Buffers: [][]byte{reply}, Addr: m.Addr})
+					out[k].Buffers[0], out[k].Addr = reply, m.Addr
+					k++
 				}
 				continue
 			}
 			s.forwardUDP(u, q, m.Addr)
 		}
-		writeAll(conn, out)
+		writeAll(conn, out[:k])
 	}
 }
 

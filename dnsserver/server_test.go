@@ -1,6 +1,7 @@
 package dnsserver
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -349,20 +350,47 @@ func TestDefaultUpstreams(t *testing.T) {
 }
 
 // FuzzRespond feeds arbitrary bytes to the query handler: it never panics,
-// and a query that does not parse is answered FORMERR or dropped.
+// and a query that does not parse is answered FORMERR or dropped. It also
+// checks the reply cache against the slow path, its reference: a query
+// that wireQuery reads, miekg/dns reads the same, and a reply from the
+// cache is the slow path's, byte for byte. The cache lives across inputs,
+// so that replies kept for one query are given to others.
 func FuzzRespond(f *testing.F) {
 	for _, q := range []*dns.Msg{
 		new(dns.Msg).SetQuestion("db1.mesh.internal.", dns.TypeA),
+		new(dns.Msg).SetQuestion("DB1.mesh.Internal.", dns.TypeA),
+		new(dns.Msg).SetQuestion("postgres.mesh.internal.", dns.TypeA).SetEdns0(1232, false),
 		new(dns.Msg).SetQuestion("_postgres._tcp.mesh.internal.", dns.TypeSRV),
 		new(dns.Msg).SetQuestion("www.example.org.", dns.TypeAAAA),
 		new(dns.Msg).SetQuestion("3.0.100.10.in-addr.arpa.", dns.TypePTR).SetEdns0(4096, true),
+		new(dns.Msg).SetQuestion("mesh.internal.", dns.TypeSOA).SetEdns0(512, true),
 	} {
 		b, _ := q.Pack()
 		f.Add(b)
 	}
+	f.Add(ask{name: "db2.mesh.internal.", qtype: dns.TypeA, edns: 1232, opt: &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"}}.pack(f))
 	s := New(Config{}, testZone(f))
+	buf := make([]byte, maxUDPSize)
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		reply := s.respond(context.Background(), raw, false)
+		var wq wireQuery
+		if wq.parse(raw) {
+			m := new(dns.Msg)
+			if err := m.Unpack(raw); err != nil {
+				t.Fatalf("wireQuery reads a query miekg/dns does not: %v", err)
+			}
+			q, opt := m.Question[0], m.IsEdns0()
+			if string(wq.name()) != strings.ToLower(q.Name) || wq.qtype != q.Qtype || q.Qclass != dns.ClassINET || wq.edns != (opt != nil) ||
+				opt != nil && (wq.do != opt.Do() || wq.udpSize != opt.UDPSize()) || len(m.Question) != 1 || m.Opcode != dns.OpcodeQuery {
+				t.Fatalf("wireQuery read %q %d edns %v do %v size %d, miekg/dns %v", wq.name(), wq.qtype, wq.edns, wq.do, wq.udpSize, m)
+			}
+		}
+		for range 2 { // the first may fill the cache
+			got, fromCache, _ := cachedReply(s, raw, buf)
+			if fromCache && !bytes.Equal(got, reply) {
+				t.Fatalf("reply from the cache differs from the slow path's:\n%x\n%x", got, reply)
+			}
+		}
 		if reply == nil {
 			return
 		}

@@ -43,19 +43,16 @@ func (z *Zone) Answer(name string, qtype uint16, h Health) (r Result, ok bool) {
 			}
 		}
 	}
-	if qtype == dns.TypeA || qtype == dns.TypeAAAA || qtype == dns.TypeANY {
-		for _, in := range reachable(e.instances, h) {
-			for _, rr := range in.addrs {
-				if match(rr, qtype) {
-					r.Answer = append(r.Answer, rr)
-				}
-			}
-		}
-	}
-	if qtype == dns.TypeSRV || qtype == dns.TypeANY {
-		for _, in := range reachable(e.srv, h) {
+	for _, in := range reachable(e.pool(qtype), h) {
+		if in.srv != nil {
 			r.Answer = append(r.Answer, in.srv)
 			r.Extra = append(r.Extra, in.addrs...)
+			continue
+		}
+		for _, rr := range in.addrs {
+			if match(rr, qtype) {
+				r.Answer = append(r.Answer, rr)
+			}
 		}
 	}
 	if len(r.Answer) == 0 {

@@ -66,11 +66,31 @@ type Zone struct {
 }
 
 // entry is what one name holds. A name with no records and no instances
-// is an empty non-terminal: it exists, with no data (RFC 8020).
+// is an empty non-terminal: it exists, with no data (RFC 8020). No name
+// has both instances and srv: a service's name is one label below the
+// domain, its SRV name three.
 type entry struct {
 	records   []dns.RR    // fixed records: A/AAAA of nodes, PTR, SOA and NS at the apex
 	instances []*instance // a service name: A/AAAA, health-filtered
 	srv       []*instance // an SRV name: SRV, health-filtered
+}
+
+// pool returns the instances an answer of type qtype at e picks from by
+// reachability: the service's for A and AAAA, the SRV name's for SRV, and
+// whichever e has for ANY.
+func (e *entry) pool(qtype uint16) []*instance {
+	switch qtype {
+	case dns.TypeA, dns.TypeAAAA:
+		return e.instances
+	case dns.TypeSRV:
+		return e.srv
+	case dns.TypeANY:
+		if len(e.srv) > 0 {
+			return e.srv
+		}
+		return e.instances
+	}
+	return nil
 }
 
 // instance is one node of a service.

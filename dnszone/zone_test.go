@@ -187,3 +187,55 @@ func TestNewErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestUp checks the record of reachability: its bits, and that an answer
+// built from it is the one built from the Health it recorded.
+func TestUp(t *testing.T) {
+	in := testInput()
+	big := Service{Name: "big", Port: 80, Protocol: "tcp"}
+	for i := range MaxUp + 1 {
+		n := Node{Name: fmt.Sprintf("n%d", i), Addresses: []netip.Addr{netip.AddrFrom4([4]byte{10, 101, 0, byte(i + 1)})}}
+		in.Nodes = append(in.Nodes, n)
+		big.Nodes = append(big.Nodes, n.Name)
+	}
+	in.Services = append(in.Services, big)
+	z, err := New(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		qtype  uint16
+		health Health
+		bits   uint64
+		ok     bool
+	}{
+		{"postgres.mesh.internal.", dns.TypeA, nil, 0b11, true},
+		{"postgres.mesh.internal.", dns.TypeA, down{"db1"}, 0b10, true},
+		{"postgres.mesh.internal.", dns.TypeANY, down{"db2"}, 0b01, true},
+		{"postgres.mesh.internal.", dns.TypeAAAA, down{"db1", "db2"}, 0b00, true},
+		{"_postgres._tcp.mesh.internal.", dns.TypeSRV, down{"db1"}, 0b10, true},
+		{"_postgres._tcp.mesh.internal.", dns.TypeA, down{"db1"}, 0, true}, // no instances: NODATA
+		{"db1.mesh.internal.", dns.TypeA, down{"db1"}, 0, true},
+		{"mesh.internal.", dns.TypeSOA, nil, 0, true},
+		{"nope.mesh.internal.", dns.TypeA, nil, 0, false},
+		{"Db1.mesh.internal.", dns.TypeA, nil, 0, false}, // not lower case
+		{"big.mesh.internal.", dns.TypeA, nil, 0, false}, // more than MaxUp
+		{"_big._tcp.mesh.internal.", dns.TypeSRV, nil, 0, false},
+	}
+	for _, tt := range tests {
+		up, ok := z.Up([]byte(tt.name), tt.qtype, tt.health)
+		if ok != tt.ok || up.Bits() != tt.bits {
+			t.Errorf("Up(%s, %s): got %b, %v, want %b, %v", tt.name, dns.TypeToString[tt.qtype], up.Bits(), ok, tt.bits, tt.ok)
+		}
+		if !ok {
+			continue
+		}
+		want, _ := z.Answer(tt.name, tt.qtype, tt.health)
+		got, _ := z.Answer(tt.name, tt.qtype, up)
+		if short(got.Answer) != short(want.Answer) || short(got.Extra) != short(want.Extra) {
+			t.Errorf("Answer(%s, %s) from the record: got %q %q, want %q %q", tt.name, dns.TypeToString[tt.qtype],
+				short(got.Answer), short(got.Extra), short(want.Answer), short(want.Extra))
+		}
+	}
+}
