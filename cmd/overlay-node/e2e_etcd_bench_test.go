@@ -128,10 +128,11 @@ func BenchmarkEtcdJoinAmong1000(b *testing.B) {
 			}
 			reached <- err
 		}()
-		if !poll(10*time.Second, func() bool { return reloadedWith(a.Output()[off:], members+1) }) {
+		var applied time.Time
+		if !poll(10*time.Second, func() (ok bool) { applied, ok = reloadedWith(a.Output()[off:], members+1); return ok }) {
 			b.Fatalf("a did not apply a mesh with x:\n%s", a.Output())
 		}
-		toMesh += time.Since(registered)
+		toMesh += applied.Sub(registered)
 		withX := len(a.Output())
 		if err := <-reached; err != nil {
 			b.Fatalf("a -> x at %s: %v\n%s", addr, err, x.Output())
@@ -146,7 +147,7 @@ func BenchmarkEtcdJoinAmong1000(b *testing.B) {
 			b.Fatalf("x did not stop: %v", err)
 		}
 		// x left: wait for a to drop it before the next one joins.
-		if !poll(10*time.Second, func() bool { return reloadedWith(a.Output()[withX:], members) }) {
+		if !poll(10*time.Second, func() (ok bool) { _, ok = reloadedWith(a.Output()[withX:], members); return ok }) {
 			b.Fatalf("a did not drop x:\n%s", a.Output())
 		}
 	}
@@ -195,13 +196,16 @@ func published(ctx context.Context, records clientv3.WatchChan) (meshsource.Memb
 }
 
 // reloadedWith reports whether out, a node's log, says it reloaded a mesh
-// with peers peers.
-func reloadedWith(out string, peers int) bool {
+// with peers peers, and when: the time its log line gives, to the
+// millisecond.
+func reloadedWith(out string, peers int) (time.Time, bool) {
 	want := fmt.Sprintf(" peers=%d ", peers)
 	for line := range strings.Lines(out) {
 		if strings.Contains(line, `msg="mesh file reloaded"`) && strings.Contains(line, want) {
-			return true
+			stamp, _, _ := strings.Cut(strings.TrimPrefix(line, "time="), " ")
+			at, err := time.Parse(time.RFC3339Nano, stamp)
+			return at, err == nil
 		}
 	}
-	return false
+	return time.Time{}, false
 }
