@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -26,9 +27,10 @@ const (
 	dnsService = "web"
 )
 
-// DNS load: dnsWorkers clients, each with its own socket and one query in
-// flight, so at most dnsWorkers queries are outstanding; a query without an
-// answer within dnsQueryTimeout counts as lost and the worker goes on.
+// DNS load: dnsWorkers clients, each with its own socket. Saturating, each
+// has one query in flight, so at most dnsWorkers queries are outstanding;
+// paced, each sends on its schedule whatever is outstanding. A query
+// without an answer within dnsQueryTimeout counts as lost.
 const (
 	dnsWorkers      = 32
 	dnsQueryTimeout = 200 * time.Millisecond
@@ -56,6 +58,7 @@ type dnsResult struct {
 	answered, lost int
 	qps            float64       // answered queries per second
 	p50, p99       time.Duration // latency of the answered queries
+	lateP99        time.Duration // paced: how late the load itself sent, p99
 }
 
 // dnsLoad sends queries from h to server's port 53 for secs seconds, from
@@ -63,9 +66,7 @@ type dnsResult struct {
 // and the latency percentiles. With rate 0 each worker sends its next query
 // as soon as the last is answered (the server's saturation); with a rate,
 // the workers together send rate queries per second on a fixed schedule,
-// and a query's latency counts from when the schedule said to send it, so
-// that a slow answer which delays the next query counts against both
-// (no coordinated omission). Before the load it checks, once per name,
+// without waiting for answers (dnsPacedWorker). Before the load it checks, once per name,
 // that the full answer is what the zone holds; during it, that each reply
 // matches its query's ID and is a NOERROR answer with at least one record.
 func dnsLoad(h *nstest.Host, server netip.Addr, secs int, rate float64) (dnsResult, error) {
@@ -97,21 +98,23 @@ func dnsLoad(h *nstest.Host, server netip.Addr, secs int, rate float64) (dnsResu
 
 	deadline := time.Now().Add(time.Duration(secs) * time.Second)
 	lat := make([][]time.Duration, dnsWorkers)
+	late := make([][]time.Duration, dnsWorkers)
 	lost := make([]int, dnsWorkers)
 	errs := make([]error, dnsWorkers)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for w, c := range conns {
 		wg.Go(func() {
-			var interval time.Duration
-			if rate > 0 {
-				interval = time.Duration(float64(dnsWorkers) / rate * float64(time.Second))
+			if rate == 0 {
+				lat[w], lost[w], errs[w] = dnsWorker(c, uint16(w), deadline)
+				return
 			}
-			lat[w], lost[w], errs[w] = dnsWorker(c, uint16(w), deadline, interval)
+			interval := time.Duration(float64(dnsWorkers) / rate * float64(time.Second))
+			lat[w], late[w], lost[w], errs[w] = dnsPacedWorker(c, deadline, interval)
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed := deadline.Sub(start) // the load's length, without the wait for the last answers
 	if err := errors.Join(errs...); err != nil {
 		return dnsResult{}, err
 	}
@@ -125,42 +128,43 @@ func dnsLoad(h *nstest.Host, server netip.Addr, secs int, rate float64) (dnsResu
 	for _, n := range lost {
 		r.lost += n
 	}
+	if l := slices.Concat(late...); len(l) > 0 {
+		slices.Sort(l)
+		r.lateP99 = l[len(l)*99/100]
+	}
 	return r, nil
 }
 
-// dnsWorker sends the queries of dnsQueries in turn on c until deadline, one
-// at a time, and returns the latency of each answered one and how many went
-// unanswered. With an interval, query i is due at start + i × interval
-// (the worker starts at a random point of its first interval, so the
-// workers' queries spread out) and its latency counts from then. IDs are
-// the worker's number in the low byte and a counter in the high one, so a
-// late reply to an earlier query is told apart and skipped.
-func dnsWorker(c *net.UDPConn, worker uint16, deadline time.Time, interval time.Duration) ([]time.Duration, int, error) {
+// packedQueries returns dnsQueries in wire format, IDs zero.
+func packedQueries() ([][]byte, error) {
 	queries := make([][]byte, len(dnsQueries))
 	for i, q := range dnsQueries {
-		m := new(dns.Msg).SetQuestion(q.name, q.qtype)
-		b, err := m.Pack()
+		b, err := new(dns.Msg).SetQuestion(q.name, q.qtype).Pack()
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 		queries[i] = b
 	}
-	lat := make([]time.Duration, 0, 1<<16)
-	lost := 0
-	buf := make([]byte, 1500)
-	due := time.Now()
-	if interval > 0 {
-		due = due.Add(time.Duration(rand.Int64N(int64(interval))))
+	return queries, nil
+}
+
+// dnsWorker sends the queries of dnsQueries in turn on c until deadline, one
+// at a time, each as soon as the last is answered, and returns the latency
+// of each answered one and how many went unanswered. IDs are the worker's
+// number in the low byte and a counter in the high one, so a late reply to
+// an earlier query is told apart and skipped.
+func dnsWorker(c *net.UDPConn, worker uint16, deadline time.Time) (lat []time.Duration, lost int, err error) {
+	queries, err := packedQueries()
+	if err != nil {
+		return nil, 0, err
 	}
+	lat = make([]time.Duration, 0, 1<<16)
+	buf := make([]byte, 1500)
 	for seq := 0; time.Now().Before(deadline); seq++ {
 		q := queries[seq%len(queries)]
 		id := worker&0xff | uint16(seq)<<8
 		binary.BigEndian.PutUint16(q, id)
 		sent := time.Now()
-		if interval > 0 {
-			time.Sleep(time.Until(due))
-			sent, due = due, due.Add(interval)
-		}
 		if _, err := c.Write(q); err != nil {
 			return nil, 0, err
 		}
@@ -185,6 +189,81 @@ func dnsWorker(c *net.UDPConn, worker uint16, deadline time.Time, interval time.
 		}
 	}
 	return lat, lost, nil
+}
+
+// dnsPacedWorker sends the queries of dnsQueries in turn on c, one every
+// interval, from a random point of the first interval (so the workers'
+// queries spread out) until deadline, and reads the answers on c at the
+// same time. It is an open loop: a slow answer delays no later query, so
+// a stall of the node counts against every query sent during it (no
+// coordinated omission). A query's latency counts from when it left; late
+// is how long after its scheduled time it left, which is the load's own
+// timing, not the node's. The ID is the query's number.
+func dnsPacedWorker(c *net.UDPConn, deadline time.Time, interval time.Duration) (lat, late []time.Duration, lost int, err error) {
+	queries, err := packedQueries()
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	c.SetReadDeadline(time.Time{}) // the answer check before the load set one
+	base := time.Now()
+	var sentAt [1 << 16]atomic.Int64 // by ID: when the query left, since base, plus 1; 0 when answered
+	var sent atomic.Int64
+	done := make(chan struct{})
+	var recvErr error
+	go func() {
+		defer close(done)
+		lat = make([]time.Duration, 0, 1<<14)
+		buf := make([]byte, 1500)
+		for {
+			n, err := c.Read(buf)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return
+			}
+			if err != nil {
+				recvErr = err
+				return
+			}
+			now := time.Since(base)
+			if n < 12 {
+				continue
+			}
+			id := binary.BigEndian.Uint16(buf)
+			at := sentAt[id].Swap(0)
+			if at == 0 {
+				continue // a duplicate
+			}
+			if err := checkReplyHeader(buf[:n]); err != nil {
+				recvErr = fmt.Errorf("%s: %w", dnsQueries[int(id)%len(dnsQueries)].name, err)
+				return
+			}
+			lat = append(lat, now-time.Duration(at-1))
+		}
+	}()
+
+	late = make([]time.Duration, 0, 1<<14)
+	due := base.Add(time.Duration(rand.Int64N(int64(interval))))
+	for seq := 0; due.Before(deadline); seq++ {
+		time.Sleep(time.Until(due))
+		q := queries[seq%len(queries)]
+		id := uint16(seq)
+		binary.BigEndian.PutUint16(q, id)
+		left := time.Since(base)
+		sentAt[id].Store(int64(left) + 1)
+		if _, err := c.Write(q); err != nil {
+			c.SetReadDeadline(time.Now())
+			<-done
+			return nil, nil, 0, err
+		}
+		sent.Add(1)
+		late = append(late, left-due.Sub(base))
+		due = due.Add(interval)
+	}
+	c.SetReadDeadline(time.Now().Add(dnsQueryTimeout))
+	<-done
+	if recvErr != nil {
+		return nil, nil, 0, recvErr
+	}
+	return lat, late, int(sent.Load()) - len(lat), nil
 }
 
 // checkReplyHeader checks the header of a reply without parsing the rest,

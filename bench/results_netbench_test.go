@@ -11,34 +11,35 @@ import (
 
 // Metric keys: a round's sample maps each to one value.
 const (
-	mTCP1        = "tcp1"          // Gbit/s, one TCP stream
-	mTCP1Retx    = "tcp1_retx"     // segments the single stream retransmitted
-	mTCP4        = "tcp4"          // Gbit/s, four TCP streams
-	mUDPkpps     = "udp_kpps"      // thousand 200-byte datagrams received per second
-	mUDPLoss     = "udp_loss"      // percent of those datagrams lost
-	mRawRTT      = "raw_rtt"       // µs, ping over the bare veth
-	mAddedRTT    = "added_rtt"     // µs, ping through the tunnel minus mRawRTT
-	mCPUPerGbit  = "cpu_gbit"      // CPU seconds of both daemons per Gbit received
-	mRSS         = "rss"           // MiB per daemon, after the load
-	mUnderlay    = "underlay_tx"   // bytes per datagram the sender put on the veth
-	mTUNRead     = "tun_read"      // bytes per packet the sending daemon read from its TUN
-	mTUNWrite    = "tun_write"     // bytes per packet the receiving daemon wrote to its TUN
-	mUp1         = "up_1"          // s, start to first ping with one peer
-	mUpN         = "up_n"          // s, start to first ping with the big mesh
-	mRSS1        = "rss_1"         // MiB, idle, one peer
-	mRSSN        = "rss_n"         // MiB, idle, the big mesh
-	mRSSPerPeer  = "rss_peer"      // KiB per idle peer
-	mTCP1Flood   = "tcp1_flood"    // Gbit/s, one TCP stream during a handshake flood
-	mFloodKept   = "flood_kept"    // mTCP1Flood over the same round's mTCP1
-	mTCP1Policy  = "tcp1_policy"   // Gbit/s, one TCP stream through 100 rules and 10,000 tracked flows
-	mPolicyKept  = "policy_kept"   // mTCP1Policy over the same round's mTCP1
-	mDNSQPS      = "dns_qps"       // DNS queries to the client's own node answered per second, as fast as it answers
-	mDNSP99      = "dns_p99"       // ms, 99th percentile latency of those
-	mDNSPacedQPS = "dns_paced_qps" // answered per second with dnsTargetRate offered
-	mDNSPacedP50 = "dns_paced_p50" // ms, median latency at that rate, from each query's scheduled time
-	mDNSPacedP99 = "dns_paced_p99" // ms, 99th percentile of it
-	mDNSPeerQPS  = "dns_peer_qps"  // as mDNSQPS, to the other node, through the tunnel
-	mDNSPeerP99  = "dns_peer_p99"  // ms
+	mTCP1         = "tcp1"           // Gbit/s, one TCP stream
+	mTCP1Retx     = "tcp1_retx"      // segments the single stream retransmitted
+	mTCP4         = "tcp4"           // Gbit/s, four TCP streams
+	mUDPkpps      = "udp_kpps"       // thousand 200-byte datagrams received per second
+	mUDPLoss      = "udp_loss"       // percent of those datagrams lost
+	mRawRTT       = "raw_rtt"        // µs, ping over the bare veth
+	mAddedRTT     = "added_rtt"      // µs, ping through the tunnel minus mRawRTT
+	mCPUPerGbit   = "cpu_gbit"       // CPU seconds of both daemons per Gbit received
+	mRSS          = "rss"            // MiB per daemon, after the load
+	mUnderlay     = "underlay_tx"    // bytes per datagram the sender put on the veth
+	mTUNRead      = "tun_read"       // bytes per packet the sending daemon read from its TUN
+	mTUNWrite     = "tun_write"      // bytes per packet the receiving daemon wrote to its TUN
+	mUp1          = "up_1"           // s, start to first ping with one peer
+	mUpN          = "up_n"           // s, start to first ping with the big mesh
+	mRSS1         = "rss_1"          // MiB, idle, one peer
+	mRSSN         = "rss_n"          // MiB, idle, the big mesh
+	mRSSPerPeer   = "rss_peer"       // KiB per idle peer
+	mTCP1Flood    = "tcp1_flood"     // Gbit/s, one TCP stream during a handshake flood
+	mFloodKept    = "flood_kept"     // mTCP1Flood over the same round's mTCP1
+	mTCP1Policy   = "tcp1_policy"    // Gbit/s, one TCP stream through 100 rules and 10,000 tracked flows
+	mPolicyKept   = "policy_kept"    // mTCP1Policy over the same round's mTCP1
+	mDNSQPS       = "dns_qps"        // DNS queries to the client's own node answered per second, as fast as it answers
+	mDNSP99       = "dns_p99"        // ms, 99th percentile latency of those
+	mDNSPacedQPS  = "dns_paced_qps"  // answered per second with dnsTargetRate offered
+	mDNSPacedP50  = "dns_paced_p50"  // ms, median latency at that rate, from each query's scheduled time
+	mDNSPacedP99  = "dns_paced_p99"  // ms, 99th percentile of it
+	mDNSPacedLate = "dns_paced_late" // ms, 99th percentile of how late the load sent, which that latency includes
+	mDNSPeerQPS   = "dns_peer_qps"   // as mDNSQPS, to the other node, through the tunnel
+	mDNSPeerP99   = "dns_peer_p99"   // ms
 )
 
 // A sample is one implementation's figures from one round, by metric key.
@@ -115,6 +116,7 @@ func mainRows(peers int) []metric {
 		{key: mDNSPacedQPS, label: fmt.Sprintf("DNS from the node's host, %.0f/s offered: answered per second", dnsTargetRate), decimals: 0, ownOnly: true},
 		{key: mDNSPacedP50, label: fmt.Sprintf("DNS from the node's host, %.0f/s offered: latency p50 (ms)", dnsTargetRate), decimals: 3, ownOnly: true},
 		{key: mDNSPacedP99, label: fmt.Sprintf("DNS from the node's host, %.0f/s offered: latency p99 (ms)", dnsTargetRate), decimals: 3, target: atMost(2, "ms"), ownOnly: true},
+		{key: mDNSPacedLate, label: fmt.Sprintf("DNS from the node's host, %.0f/s offered: the load's own send lateness p99 (ms)", dnsTargetRate), decimals: 3, ownOnly: true},
 		{key: mDNSPeerQPS, label: "DNS to the peer through the tunnel, saturated: answered queries per second", decimals: 0, ownOnly: true},
 		{key: mDNSPeerP99, label: "DNS to the peer through the tunnel, saturated: latency p99 (ms)", decimals: 3, ownOnly: true},
 		{key: mAddedRTT, label: "RTT added by the tunnel (µs)", decimals: 0, target: ratioAtMost(0.5)},

@@ -255,8 +255,11 @@ func measureRound(t *testing.T, p *vethPair, tp *tunnelPair, secs int) sample {
 			if to.p50 != "" {
 				s[to.p50] = float64(r.p50) / 1e6
 			}
-			t.Logf("dns to the %s: %d queries answered (%.0f/s), %d lost; p50 %v, p99 %v, %d outstanding at most",
-				to.what, r.answered, r.qps, r.lost, r.p50, r.p99, dnsWorkers)
+			if to.rate > 0 {
+				s[mDNSPacedLate] = float64(r.lateP99) / 1e6
+			}
+			t.Logf("dns to the %s: %d queries answered (%.0f/s), %d lost; p50 %v, p99 %v; the load sent late by %v at p99",
+				to.what, r.answered, r.qps, r.lost, r.p50, r.p99, r.lateP99)
 		}
 	}
 
