@@ -7,9 +7,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// seqpacketTUN stands in for the TUN file: a SOCK_SEQPACKET socket keeps
-// frame boundaries, and the test writes frames into its other end.
-func seqpacketTUN(t *testing.T) (*reader, *[2]int, *os.File) {
+// seqpacketFiles stands in for the TUN file: a SOCK_SEQPACKET socket
+// keeps frame boundaries, and the test writes frames into its other end.
+// tun is non-blocking, as the TUN file is.
+func seqpacketFiles(t *testing.T) (tun, other *os.File) {
 	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET, 0)
 	if err != nil {
@@ -18,8 +19,15 @@ func seqpacketTUN(t *testing.T) (*reader, *[2]int, *os.File) {
 	if err := unix.SetNonblock(fds[0], true); err != nil {
 		t.Fatal(err)
 	}
-	f, w := os.NewFile(uintptr(fds[0]), "tun"), os.NewFile(uintptr(fds[1]), "writer")
-	t.Cleanup(func() { f.Close(); w.Close() })
+	tun, other = os.NewFile(uintptr(fds[0]), "tun"), os.NewFile(uintptr(fds[1]), "writer")
+	t.Cleanup(func() { tun.Close(); other.Close() })
+	return tun, other
+}
+
+// seqpacketTUN is the offload reader over seqpacketFiles.
+func seqpacketTUN(t *testing.T) (*reader, *[2]int, *os.File) {
+	t.Helper()
+	f, w := seqpacketFiles(t)
 	drops := new([2]int)
 	r := newReader(newFileFrames(nil, f), func(d Drop) { drops[d]++ })
 	return r, drops, w
@@ -83,15 +91,7 @@ func TestFileFramesBatches(t *testing.T) {
 // A waiting read parks in Go's poller until a frame comes, a write reaches
 // the other end, and Close wakes a parked read with an error.
 func TestFileFramesWaitWriteClose(t *testing.T) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.SetNonblock(fds[0], true); err != nil {
-		t.Fatal(err)
-	}
-	f, w := os.NewFile(uintptr(fds[0]), "tun"), os.NewFile(uintptr(fds[1]), "writer")
-	defer w.Close()
+	f, w := seqpacketFiles(t)
 	ff := newFileFrames(nil, f)
 
 	type result struct {
