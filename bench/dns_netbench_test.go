@@ -207,7 +207,7 @@ func dnsPacedWorker(c *net.UDPConn, deadline time.Time, interval time.Duration) 
 	c.SetReadDeadline(time.Time{}) // the answer check before the load set one
 	base := time.Now()
 	var sentAt [1 << 16]atomic.Int64 // by ID: when the query left, since base, plus 1; 0 when answered
-	var sent atomic.Int64
+	sent := 0
 	done := make(chan struct{})
 	var recvErr error
 	go func() {
@@ -254,7 +254,7 @@ func dnsPacedWorker(c *net.UDPConn, deadline time.Time, interval time.Duration) 
 			<-done
 			return nil, nil, 0, err
 		}
-		sent.Add(1)
+		sent++
 		late = append(late, left-due.Sub(base))
 		due = due.Add(interval)
 	}
@@ -263,7 +263,7 @@ func dnsPacedWorker(c *net.UDPConn, deadline time.Time, interval time.Duration) 
 	if recvErr != nil {
 		return nil, nil, 0, recvErr
 	}
-	return lat, late, int(sent.Load()) - len(lat), nil
+	return lat, late, sent - len(lat), nil
 }
 
 // checkReplyHeader checks the header of a reply without parsing the rest,

@@ -97,7 +97,6 @@ type Membership struct {
 	rev       int64      // the revision it was written at
 	published bool       // Publish succeeded: a join again writes the record published
 	lease     clientv3.LeaseID
-	closed    bool
 }
 
 // Join claims a place in the mesh under prefix for me: it takes a lease
@@ -160,7 +159,6 @@ func (m *Membership) Leave(ctx context.Context) error {
 	m.kept.Wait()
 	m.mu.Lock()
 	lease := m.lease
-	m.closed = true
 	m.mu.Unlock()
 	if _, err := m.cli.Revoke(ctx, lease); err != nil {
 		return fmt.Errorf("leave the mesh: %w (the lease expires in %s)", err, m.ttl)
